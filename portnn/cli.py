@@ -1,0 +1,27 @@
+"""The ``portnn`` command: one sub-command per module in ``portnn.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("train", "backends")  # modules in portnn.commands, each with add_parser(sub) and run(args) -> int
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="portnn", description="A portable neural network on any Array API backend.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"portnn.commands.{name}").add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, TypeError, RuntimeError, KeyError, FloatingPointError, FileNotFoundError) as err:
+        print(f"portnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

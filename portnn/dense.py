@@ -1,0 +1,49 @@
+"""Fully connected layer: y = x @ W + b, with W of shape (in_features, out_features)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .init import initializer
+from .layer import Layer
+
+
+class Dense(Layer):
+    """Affine map from (batch, in_features) to (batch, out_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "glorot_uniform") -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
+        self.in_features, self.out_features, self.bias, self.init = in_features, out_features, bool(bias), init
+        self._draw = initializer(init)  # fails early on an unknown initialiser name
+
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        """Weight from the chosen initialiser; bias zeros (drawn on the host, identical on every backend)."""
+        params = {"weight": self._draw(rng, (self.in_features, self.out_features))}
+        if self.bias:
+            params["bias"] = initializer("zeros")(rng, (self.out_features,))
+        return params
+
+    def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+        if len(shape) != 2 or shape[1] != self.in_features:
+            raise ValueError(
+                f"{where} ({self!r}) expects input of shape (batch, {self.in_features}), got shape {shape}"
+            )
+        return (shape[0], self.out_features)
+
+    def forward(self, x: Any, xp: Any) -> Any:
+        self.x = x
+        y = x @ self.params["weight"]
+        return y + self.params["bias"] if self.bias else y
+
+    def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
+        self.grads["weight"] = self.x.T @ dy
+        if self.bias:
+            self.grads["bias"] = xp.sum(dy, axis=0)
+        return dy @ self.params["weight"].T if need_dx else None
+
+    def config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
+                "init": self.init}

@@ -1,0 +1,50 @@
+"""The host boundary: the one place that moves arrays between NumPy on the host and any backend's device.
+
+CuPy forbids implicit conversion and array-api-strict's non-default devices refuse it, so nothing else in
+portnn calls ``numpy.asarray`` on a backend array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy a backend array (any device) to a new host NumPy array."""
+    if isinstance(x, np.ndarray | np.generic):
+        return np.array(x, copy=True)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy().copy()
+    if array_api_compat.is_jax_array(x):
+        return np.array(x, copy=True)
+    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+        import array_api_strict
+
+        return np.array(x.to_device(array_api_strict.Device("CPU_DEVICE")), copy=True)
+    if array_api_compat.is_array_api_obj(x):
+        return np.from_dlpack(x).copy()
+    return np.asarray(x)
+
+
+def to_float(x: Any) -> float:
+    """A 0-d backend array as a Python float (one device-to-host transfer)."""
+    return float(to_numpy(x))
+
+
+def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
+    """Copy host data (NumPy array, list or scalar) into namespace ``xp`` on ``device`` as ``dtype``."""
+    data = np.asarray(host)
+    return xp.asarray(data, dtype=dtype, device=device, copy=True)
+
+
+def as_host_array(data: Any, name: str) -> np.ndarray:
+    """Host data given as a list/tuple/NumPy array, as a NumPy array (for inputs a user typed by hand)."""
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: cannot read {type(data).__name__} as an array: {err}") from err

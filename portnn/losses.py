@@ -1,0 +1,54 @@
+"""Losses: ``forward(yhat, y, xp)`` returns a 0-d array and keeps what ``backward(xp)`` needs to return dL/dyhat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Loss:
+    """Base class. ``reduction`` says how batch losses combine into an epoch loss: 'sum' or 'mean'."""
+
+    reduction = "mean"
+
+    def check(self, out_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+        """Raise ValueError if targets of ``y_shape`` do not fit network outputs of ``out_shape``."""
+        if tuple(out_shape) != tuple(y_shape):
+            raise ValueError(
+                f"{type(self).__name__}: y has shape {tuple(y_shape)} but the network outputs shape {tuple(out_shape)}"
+            )
+
+    def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, xp: Any) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SSE(Loss):
+    """Sum of squared errors over all samples and outputs (the seed article's loss): sum((yhat - y)^2)."""
+
+    reduction = "sum"
+
+    def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
+        self.diff = yhat - y
+        return xp.sum(self.diff * self.diff)
+
+    def backward(self, xp: Any) -> Any:
+        return 2.0 * self.diff
+
+
+class MSE(Loss):
+    """Mean of squared errors over all samples and outputs: mean((yhat - y)^2)."""
+
+    def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
+        self.diff = yhat - y
+        return xp.mean(self.diff * self.diff)
+
+    def backward(self, xp: Any) -> Any:
+        n = 1
+        for s in self.diff.shape:
+            n *= s
+        return (2.0 / n) * self.diff

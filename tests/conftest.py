@@ -1,0 +1,94 @@
+"""The backend matrix: every (backend, device) declared in backends/ becomes a test case; absent ones are skipped.
+
+Adding a backend is one TOML file: its cases, ids, marks and skips all come from the registry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from portnn import backends, host
+
+
+@dataclass
+class Case:
+    """One backend/device/dtype cell of the matrix, with helpers to move host data in and out."""
+
+    backend: backends.Backend
+    device_name: str
+    dtype_name: str
+    xp: Any
+    device: Any
+
+    @property
+    def dtype(self) -> Any:
+        return getattr(self.xp, self.dtype_name)
+
+    def asarray(self, data: Any, dtype: Any = "model") -> Any:
+        """Host data on this case's backend/device; ``dtype='model'`` uses the case dtype, None keeps the data's."""
+        return host.from_numpy(np.asarray(data), self.xp, device=self.device,
+                               dtype=self.dtype if dtype == "model" else dtype)
+
+    def tol(self, recipe: str = "") -> float:
+        return self.backend.tol(self.dtype_name, recipe)
+
+    def __str__(self) -> str:
+        return f"{self.backend.name}-{self.device_name}-{self.dtype_name}"
+
+
+def _device_params() -> list[Any]:
+    gpus = None
+    params = []
+    for b in backends.registry().values():
+        for dev in b.devices + b.gpu_devices:
+            on_gpu = dev in b.gpu_devices
+            marks = [getattr(pytest.mark, b.name)] + ([pytest.mark.gpu] if on_gpu else [])
+            if not b.installed():
+                marks.append(pytest.mark.skip(reason=f"{b.name} is not installed ({b.requirement})"))
+            elif on_gpu:
+                gpus = backends.gpu_count() if gpus is None else gpus
+                if not gpus:
+                    marks.append(pytest.mark.skip(reason=f"{b.name} on {dev} needs a CUDA GPU; none is visible"))
+            params.append(pytest.param((b.name, dev), id=f"{b.name}-{dev}", marks=marks))
+    return params
+
+
+DEVICE_PARAMS = _device_params()
+DTYPES = ["float64", "float32"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in backends.registry():
+        config.addinivalue_line("markers", f"{name}: runs on the {name} backend")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
+
+
+def _case(name: str, dev: str, dtype: str) -> Case:
+    xp, device = backends.load(name, dev)
+    return Case(backends.get(name), dev, dtype, xp, device)
+
+
+@pytest.fixture(params=DEVICE_PARAMS)
+def backend_device(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+@pytest.fixture(params=DTYPES)
+def case(backend_device: tuple[str, str], request: pytest.FixtureRequest) -> Case:
+    """Every runnable (backend, device) x (float64, float32)."""
+    return _case(*backend_device, request.param)
+
+
+@pytest.fixture
+def case64(backend_device: tuple[str, str]) -> Case:
+    """Every runnable (backend, device) in float64 (gradient checks)."""
+    return _case(*backend_device, "float64")
+
+
+@pytest.fixture
+def numpy64() -> Case:
+    return _case("numpy", "cpu", "float64")
