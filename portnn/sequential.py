@@ -172,6 +172,48 @@ class Sequential:
         (default: the model's seed) so every backend sees the same batches. ``loss``/``optimizer`` default to
         those of the previous ``fit``. A non-finite loss raises FloatingPointError naming the epoch and batch,
         with the model rolled back to the weights of the last finite step."""
+        loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size)
+        p, x_all, y_all = self._training_data(X, y, loss, "fit")
+        if self.optimizer is not optimizer:
+            optimizer.state = {}
+        self.loss, self.optimizer = loss, optimizer
+
+        n = x_all.shape[0]
+        size = n if batch_size is None else min(batch_size, n)
+        per_sample = loss.reduction != "sum"
+        history: list[float] = []
+        self._last_good: tuple[dict, dict] | None = None
+        for _ in range(epochs):
+            total = 0.0
+            for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, seed, p)):
+                value = self._step(xb, yb, p.xp, b)
+                total += value * xb.shape[0] if per_sample else value
+            self.epoch += 1
+            history.append(total / n if per_sample else total)
+            if progress is not None:
+                progress(self.epoch, history[-1])
+        return history
+
+    def _step(self, xb: Any, yb: Any, xp: Any, batch: int) -> float:
+        """One gradient step on a batch; returns its loss. Nothing is committed unless the loss is finite."""
+        loss, optimizer = self.loss, self.optimizer
+        value = host.to_float(loss.forward(self._forward(xb, xp), yb, xp))
+        if not math.isfinite(value):
+            if self._last_good is not None:  # the weights this batch saw came from a step that went wrong
+                self._set_parameters(self._last_good[0])
+                optimizer.state = self._last_good[1]
+            raise FloatingPointError(
+                f"fit: loss is {value} at epoch {self.epoch + 1}, batch {batch + 1}; the model is rolled back to "
+                "the weights of the last step whose loss was finite (lower the learning rate or check the data)")
+        self._backward(loss.backward(xp), xp)
+        params = self.parameters()
+        self._last_good = (params, optimizer.state)
+        params, optimizer.state = optimizer.update(params, self.gradients(), optimizer.state)
+        self._set_parameters(params)
+        return value
+
+    def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
+                             batch_size: int | None) -> tuple[Loss, Optimizer]:
         loss, optimizer = loss or self.loss, optimizer or self.optimizer
         if not isinstance(loss, Loss):
             raise TypeError(f"fit: loss must be a portnn loss such as portnn.SSE(), got {loss!r}")
@@ -182,47 +224,20 @@ class Sequential:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size <= 0):
             raise ValueError(f"fit: batch_size must be a positive int or None, got {batch_size!r}")
-        p, arrays = self._resolve({"X": X, "y": y}, "fit")
-        xp = p.xp
+        return loss, optimizer
+
+    def _training_data(self, X: Any, y: Any, loss: Loss, where: str) -> tuple[Placement, Any, Any]:
+        """Resolve (X, y) once: same backend/device as the model, row counts and shapes checked, floats cast."""
+        p, arrays = self._resolve({"X": X, "y": y}, where)
         x_all, y_all = self._float_input(arrays["X"], p), arrays["y"]
         if x_all.ndim < 2 or y_all.ndim < 1 or x_all.shape[0] != y_all.shape[0]:
-            raise ValueError(f"fit: X has shape {tuple(x_all.shape)} and y has shape {tuple(y_all.shape)}; "
+            raise ValueError(f"{where}: X has shape {tuple(x_all.shape)} and y has shape {tuple(y_all.shape)}; "
                              "they need the same number of rows (samples)")
-        out_shape = self._check_shapes(tuple(x_all.shape), "fit")
+        out_shape = self._check_shapes(tuple(x_all.shape), where)
         loss.check(out_shape, tuple(y_all.shape))
-        if is_floating(xp, y_all) or y_all.ndim == len(out_shape):
+        if is_floating(p.xp, y_all) or y_all.ndim == len(out_shape):
             y_all = self._float_input(y_all, p)
-        if self.optimizer is not optimizer:
-            optimizer.state = {}
-        self.loss, self.optimizer = loss, optimizer
-
-        n = x_all.shape[0]
-        size = n if batch_size is None else min(batch_size, n)
-        history: list[float] = []
-        last_good: tuple[dict, dict] | None = None  # weights/state whose loss was finite, before their update
-        for _ in range(epochs):
-            total = 0.0
-            for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, seed, p)):
-                value = host.to_float(loss.forward(self._forward(xb, xp), yb, xp))
-                if not math.isfinite(value):
-                    if last_good is not None:
-                        self._set_parameters(last_good[0])
-                        optimizer.state = last_good[1]
-                    raise FloatingPointError(
-                        f"fit: loss is {value} at epoch {self.epoch + 1}, batch {b + 1}; the model is rolled back "
-                        "to the weights of the last step whose loss was finite (lower the learning rate or "
-                        "check the data)")
-                self._backward(loss.backward(xp), xp)
-                last_good = (self.parameters(), optimizer.state)
-                params, state = optimizer.update(last_good[0], self.gradients(), optimizer.state)
-                self._set_parameters(params)
-                optimizer.state = state
-                total += value * (1 if loss.reduction == "sum" else xb.shape[0])
-            self.epoch += 1
-            history.append(total if loss.reduction == "sum" else total / n)
-            if progress is not None:
-                progress(self.epoch, history[-1])
-        return history
+        return p, x_all, y_all
 
     def _batches(self, X: Any, y: Any, size: int, shuffle: bool, seed: int | None, p: Placement) -> Iterator:
         n = X.shape[0]
