@@ -18,3 +18,22 @@ def regression(seed: int, n: int = 64, features: int = 5, outputs: int = 2) -> t
     X = rng.standard_normal((n, features))
     y = np.tanh(X @ rng.standard_normal((features, outputs)) / np.sqrt(features))
     return X, y
+
+
+def digits(seed: int = 0, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (1797 images, shipped inside scikit-learn, no download), scaled to [0, 1].
+
+    Returns (X_train, y_train, X_test, y_test): X float64 of shape (n, 64) (reshape to (n, 1, 8, 8) for a CNN),
+    y int64 class labels 0-9. The split is stratified and drawn on the host from ``seed``."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError('the digits data set needs scikit-learn: pip install "portnn[datasets]"') from err
+    data = load_digits()
+    X, y = data.data.astype(np.float64) / 16.0, data.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
+    return X[~test], y[~test], X[test], y[test]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_extra as xpx
+
 
 class Loss:
     """Base class. ``reduction`` says how batch losses combine into an epoch loss: 'sum' or 'mean'."""
@@ -52,3 +54,26 @@ class MSE(Loss):
         for s in self.diff.shape:
             n *= s
         return (2.0 / n) * self.diff
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Mean cross-entropy of softmax(logits) against integer class labels (batch,) or one-hot targets (batch, k).
+
+    Computed from logits with the log-sum-exp shift, so large logits cannot overflow."""
+
+    def check(self, out_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+        if len(out_shape) != 2 or tuple(y_shape) not in ((out_shape[0],), tuple(out_shape)):
+            raise ValueError(
+                f"SoftmaxCrossEntropy: y has shape {tuple(y_shape)}; with logits of shape {tuple(out_shape)} it "
+                f"must be class labels of shape ({out_shape[0]},) or one-hot targets of shape {tuple(out_shape)}"
+            )
+
+    def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
+        z = yhat - xp.max(yhat, axis=1, keepdims=True)
+        logp = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+        self.target = y if y.ndim == 2 else xpx.one_hot(y, yhat.shape[1], dtype=yhat.dtype, xp=xp)
+        self.p = xp.exp(logp)
+        return -xp.sum(self.target * logp) / float(yhat.shape[0])
+
+    def backward(self, xp: Any) -> Any:
+        return (self.p - self.target) / float(self.p.shape[0])
