@@ -44,8 +44,11 @@ class Backend:
         for key, value in self.env.items():
             os.environ.setdefault(key, value)
         module = importlib.import_module(self.module)
+        # in case the module was imported before the environment was set:
         if self.name == "jax" and self.env.get("JAX_ENABLE_X64") == "1":
-            module.config.update("jax_enable_x64", True)  # in case jax was imported before the env was set
+            module.config.update("jax_enable_x64", True)
+        if self.name == "array_api_strict" and "ARRAY_API_STRICT_API_VERSION" in self.env:
+            module.set_array_api_strict_flags(api_version=self.env["ARRAY_API_STRICT_API_VERSION"])
         return importlib.import_module(self.namespace_module)
 
     def tol(self, dtype: str, recipe: str = "") -> float:

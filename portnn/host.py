@@ -44,9 +44,9 @@ def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
     return xp.asarray(data, dtype=dtype, device=device, copy=True)
 
 
-def as_host_array(data: Any, name: str) -> np.ndarray:
+def as_host_array(data: Any, name: str, dtype: str | None = None) -> np.ndarray:
     """Host data given as a list/tuple/NumPy array, as a NumPy array (for inputs a user typed by hand)."""
     try:
-        return np.asarray(data)
+        return np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name}: cannot read {type(data).__name__} as an array: {err}") from err

@@ -70,3 +70,25 @@ def gradcheck_loss(loss: Loss, yhat: np.ndarray, y: np.ndarray, xp: Any, device:
     yhat = np.asarray(yhat, dtype=np.float64)
     loss.forward(host.from_numpy(yhat, xp, device=device, dtype=dtype), y_dev, xp)
     return _error(loss.backward(xp), _numeric(value, yhat, eps))
+
+
+def gradcheck_model(net: Any, X: Any, y: Any, loss: Loss, *, eps: float = 1e-6) -> float:
+    """Max scaled error of every parameter gradient of ``net`` (placed, float64) for ``loss`` on (X, y), against
+    central differences of the whole network's loss. Runs one backward pass; parameters are left as they were."""
+    p = net.placement
+    xp = p.xp
+    params = net.parameters()
+    host_params = {k: host.to_numpy(v) for k, v in params.items()}
+
+    def value_at(key: Any, values: np.ndarray) -> float:
+        net._set_parameters({key: host.from_numpy(values, xp, device=p.device, dtype=p.dtype)})
+        return host.to_float(loss.forward(net._forward(X, xp), y, xp))
+
+    loss.forward(net._forward(X, xp), y, xp)
+    net._backward(loss.backward(xp), xp)
+    grads = net.gradients()
+    errors = []
+    for key, values in host_params.items():
+        errors.append(_error(grads[key], _numeric(lambda v, key=key: value_at(key, v), values, eps)))
+        net._set_parameters({key: params[key]})
+    return max(errors, default=0.0)
