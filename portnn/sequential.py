@@ -69,7 +69,7 @@ class Sequential:
 
     def _place_host(self, value: Any) -> Any:
         if self.placement is None:
-            return host.as_host_array(value, "parameter").astype("float64")
+            return host.as_host_array(value, "parameter", dtype="float64")
         p = self.placement
         return host.from_numpy(value, p.xp, device=p.device, dtype=p.dtype)
 
