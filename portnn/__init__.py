@@ -3,15 +3,21 @@
 The same forward and backward code trains on NumPy, CuPy, PyTorch, JAX and array-api-strict.
 """
 
-from .activations import ReLU, Sigmoid, Tanh
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .checkpoint import load, save
+from .conv import Conv2D
 from .dense import Dense
-from .layer import Layer
-from .losses import MSE, SSE, Loss, SoftmaxCrossEntropy
-from .optimizers import SGD, Optimizer
-from .sequential import Sequential
+from .dropout import Dropout
+from .flatten import Flatten
 from .host import to_numpy
+from .layer import Layer
+from .losses import MSE, SSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .optimizers import SGD, Adam, Optimizer
+from .pooling import AvgPool2D, MaxPool2D
+from .sequential import History, Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["MSE", "SGD", "SSE", "Dense", "Layer", "Loss", "Optimizer", "ReLU", "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "Tanh",
-           "to_numpy", "__version__"]
+__all__ = ["MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BinaryCrossEntropy", "Conv2D", "Dense", "Dropout", "Flatten",
+           "History", "Identity", "Layer", "LeakyReLU", "Loss", "MaxPool2D", "Optimizer", "ReLU", "Sequential",
+           "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Tanh", "__version__", "load", "save", "to_numpy"]

@@ -38,3 +38,52 @@ class ReLU(Layer):
 
     def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
         return xp.where(self.positive, dy, 0.0)
+
+
+class LeakyReLU(Layer):
+    """y = x for x > 0, alpha * x otherwise (alpha a Python float, so float32 stays float32)."""
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        try:
+            self.alpha = float(alpha)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"LeakyReLU: alpha must be a number, got {alpha!r}") from err
+        if not 0.0 <= self.alpha < 1.0:
+            raise ValueError(f"LeakyReLU: alpha must be in [0, 1), got {alpha!r}")
+
+    def forward(self, x: Any, xp: Any) -> Any:
+        self.positive = x > 0.0
+        return xp.where(self.positive, x, self.alpha * x)
+
+    def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
+        return xp.where(self.positive, dy, self.alpha * dy)
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+class Softmax(Layer):
+    """y = exp(x - max x) / sum(exp(x - max x)) over the last axis; the shift keeps exp from overflowing.
+
+    For training a classifier prefer raw logits with SoftmaxCrossEntropy (exact, cheaper); this layer turns logits
+    into probabilities, e.g. for a model that predicts them."""
+
+    def forward(self, x: Any, xp: Any) -> Any:
+        e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
+        self.y = e / xp.sum(e, axis=-1, keepdims=True)
+        return self.y
+
+    def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
+        # Jacobian-vector product: dx_i = y_i * (dy_i - sum_j dy_j y_j), without forming the (k, k) Jacobian.
+        return self.y * (dy - xp.sum(dy * self.y, axis=-1, keepdims=True))
+
+
+class Identity(Layer):
+    """y = x (a linear output layer made explicit)."""
+
+    def forward(self, x: Any, xp: Any) -> Any:
+        return x
+
+    def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
+        return dy

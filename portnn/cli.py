@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "backends")  # modules in portnn.commands, each with add_parser(sub) and run(args) -> int
+# modules in portnn.commands, each with add_parser(sub) and run(args) -> int
+COMMANDS = ("train", "predict", "backends", "bench", "parity")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, RuntimeError, KeyError, FloatingPointError, FileNotFoundError) as err:
+    except (ValueError, TypeError, RuntimeError, KeyError, FloatingPointError, FileNotFoundError,
+            ImportError) as err:
         print(f"portnn {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -37,3 +37,18 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> tuple[np.ndarray, np.n
         members = np.flatnonzero(y == label)
         test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
     return X[~test], y[~test], X[test], y[test]
+
+
+def spiral(seed: int = 0, n_per_class: int = 100, classes: int = 3,
+           noise: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Interleaved 2-D spiral arms, one per class (not linearly separable): X float64 (n, 2) in about [-1, 1],
+    y int64 class labels (n,), with n = n_per_class * classes, drawn on the host from ``seed``."""
+    if n_per_class < 1 or classes < 2:
+        raise ValueError(f"spiral: need n_per_class >= 1 and classes >= 2, got {n_per_class} and {classes}")
+    rng = np.random.default_rng(seed)
+    radius = np.tile(np.linspace(0.0, 1.0, n_per_class), classes)
+    label = np.repeat(np.arange(classes, dtype=np.int64), n_per_class)
+    angle = (np.tile(np.linspace(0.0, 4.0, n_per_class), classes) + label * (2 * np.pi / classes)
+             + noise * rng.standard_normal(n_per_class * classes))
+    X = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    return X, label

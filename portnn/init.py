@@ -10,8 +10,11 @@ Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight: Dense (in, out)."""
-    return shape[0], shape[-1]
+    """(fan_in, fan_out) of a weight: Dense (in, out); convolution (out_channels, in_channels, *kernel) as PyTorch."""
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[2:], dtype=np.int64))
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def uniform01(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -26,12 +29,32 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     return rng.uniform(-limit, limit, shape)
 
 
-def zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+def glorot_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """N(0, s^2) with s = sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(shape)
+    return np.sqrt(2.0 / (fan_in + fan_out)) * rng.standard_normal(shape)
+
+
+def he_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """U(-a, a) with a = sqrt(6 / fan_in), for ReLU layers (He et al. 2015)."""
+    limit = np.sqrt(6.0 / _fans(shape)[0])
+    return rng.uniform(-limit, limit, shape)
+
+
+def he_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """N(0, s^2) with s = sqrt(2 / fan_in), for ReLU layers."""
+    return np.sqrt(2.0 / _fans(shape)[0]) * rng.standard_normal(shape)
+
+
+def zeros(_rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """All zeros (biases); draws nothing from ``rng``."""
     return np.zeros(shape)
 
 
-INITIALIZERS: dict[str, Initializer] = {"uniform": uniform01, "glorot_uniform": glorot_uniform, "zeros": zeros}
+INITIALIZERS: dict[str, Initializer] = {
+    "uniform": uniform01, "glorot_uniform": glorot_uniform, "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform, "he_normal": he_normal, "zeros": zeros,
+}
 
 
 def initializer(name: str) -> Initializer:

@@ -8,6 +8,10 @@ from typing import Any
 class Layer:
     """Base class. ``params``/``grads`` map a name ('weight', 'bias') to an array in the model's namespace."""
 
+    # Set by Sequential before each forward pass: (model seed, layer index, epoch, batch) while training, None in
+    # inference. Layers with training-time randomness (Dropout) draw from it on the host; others ignore it.
+    training_key: tuple[int, ...] | None = None
+
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}

@@ -25,6 +25,10 @@ class Loss:
     def backward(self, xp: Any) -> Any:
         raise NotImplementedError
 
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving the loss in a checkpoint as JSON."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -77,3 +81,22 @@ class SoftmaxCrossEntropy(Loss):
 
     def backward(self, xp: Any) -> Any:
         return (self.p - self.target) / float(self.p.shape[0])
+
+
+class BinaryCrossEntropy(Loss):
+    """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1], both of shape (batch, k).
+
+    Computed from logits as max(z, 0) - z*y + log(1 + exp(-|z|)), which neither overflows nor takes log(0)."""
+
+    def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
+        self.z, self.target = yhat, y
+        return xp.mean(xp.maximum(yhat, 0.0) - yhat * y + xp.log1p(xp.exp(-xp.abs(yhat))))
+
+    def backward(self, xp: Any) -> Any:
+        n = 1
+        for s in self.z.shape:
+            n *= s
+        return (0.5 + 0.5 * xp.tanh(0.5 * self.z) - self.target) / float(n)  # (sigmoid(z) - y) / n
+
+
+LOSSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (SSE, MSE, SoftmaxCrossEntropy, BinaryCrossEntropy)}

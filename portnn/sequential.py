@@ -7,12 +7,33 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import host, host_random, init
+from . import metrics as metrics_
 from .layer import Layer
 from .losses import Loss
 from .optimizers import Key, Optimizer
 from .placement import Placement, as_array, backend_name, check_dtype_name, is_floating, namespace_of
 
 Progress = Callable[[int, float], None]
+
+
+def _check_batch_size(batch_size: int | None, where: str) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
+        raise ValueError(f"{where}: batch_size must be a positive int or None, got {batch_size!r}")
+
+
+class History(list):
+    """The loss of each epoch of one ``fit`` (a list of floats), with ``metrics``: every recorded quantity by name
+    ('loss', 'accuracy', 'val_loss', 'val_accuracy'), one value per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: dict[str, list[float]] = {}
+
+    def record(self, values: dict[str, float]) -> None:
+        """Append one epoch's values."""
+        self.append(values["loss"])
+        for key, value in values.items():
+            self.metrics.setdefault(key, []).append(value)
 
 
 class Sequential:
@@ -30,7 +51,11 @@ class Sequential:
         self.placement: Placement | None = None
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
+        self.metrics: list[str] | None = None
+        self.shuffle_seed: int | None = None  # the seed given to fit; kept so a resumed fit shuffles the same way
         self.epoch = 0
+        self.history: dict[str, list[float]] = {}  # every epoch so far: 'loss', 'accuracy', 'val_loss', ...
+        self.info: dict[str, Any] = {}  # JSON-able notes saved with checkpoints (e.g. the CLI's example name)
         for layer, params in zip(self.layers, init.draw(self.layers, self.seed), strict=True):
             layer.params = params  # host float64 until placed
 
@@ -99,8 +124,9 @@ class Sequential:
             raise RuntimeError(f"{backend_name(target.xp)} cannot hold {target.dtype_name} here "
                                "(for JAX, set JAX_ENABLE_X64=1 before importing jax)")
         state = None
-        if self.optimizer is not None:
-            state = {k: {n: move(a) for n, a in s.items()} for k, s in self.optimizer.state.items()}
+        if self.optimizer is not None:  # Python ints (step counters) stay as they are
+            state = {k: {n: a if isinstance(a, int) else move(a) for n, a in s.items()}
+                     for k, s in self.optimizer.state.items()}
         self._set_parameters(params)
         if state is not None:
             self.optimizer.state = state
@@ -133,8 +159,10 @@ class Sequential:
             shape = layer.output_shape(shape, f"{where}: layer {i}")
         return shape
 
-    def _forward(self, x: Any, xp: Any) -> Any:
-        for layer in self.layers:
+    def _forward(self, x: Any, xp: Any, step: tuple[int, int] | None = None) -> Any:
+        """Output for x; ``step`` = (epoch, batch) while training, keying each layer's host randomness (Dropout)."""
+        for i, layer in enumerate(self.layers):
+            layer.training_key = None if step is None else (self.seed, i, *step)
             x = layer.forward(x, xp)
         return x
 
@@ -164,40 +192,106 @@ class Sequential:
         batch_size: int | None = None,
         shuffle: bool = True,
         seed: int | None = None,
+        validation_data: tuple[Any, Any] | None = None,
+        metrics: list[str] | None = None,
         progress: Progress | None = None,
-    ) -> list[float]:
-        """Train for ``epochs`` passes over (X, y) and return the loss of each epoch.
+    ) -> History:
+        """Train for ``epochs`` passes over (X, y); return the loss of each epoch (a list, with ``.metrics``).
 
         Full batch when ``batch_size`` is None; otherwise mini-batches, shuffled on the host from ``seed``
-        (default: the model's seed) so every backend sees the same batches. ``loss``/``optimizer`` default to
-        those of the previous ``fit``. A non-finite loss raises FloatingPointError naming the epoch and batch,
-        with the model rolled back to the weights of the last finite step."""
-        loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size)
+        (default: the seed of the previous ``fit``, else the model's seed) so every backend sees the same batches.
+        ``loss``/``optimizer``/``metrics`` default to those of the previous ``fit``, so a second call (also on a
+        model just loaded) continues where training stopped. ``metrics`` default to accuracy for classification
+        losses; each epoch records the training loss and metrics and, with ``validation_data=(X_val, y_val)``,
+        'val_loss' and 'val_<metric>', in the returned history and in ``self.history``. ``progress(epoch, loss)``
+        is called after each epoch. A non-finite loss raises FloatingPointError naming the epoch and batch, with
+        the model rolled back to the weights of the last finite step."""
+        loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed)
+        names = self._metric_names(loss, metrics, "fit")
         p, x_all, y_all = self._training_data(X, y, loss, "fit")
+        val = self._validation_data(validation_data, loss)
         if self.optimizer is not optimizer:
             optimizer.state = {}
-        self.loss, self.optimizer = loss, optimizer
+        if not optimizer.state:
+            optimizer.state = optimizer.init_state(self.parameters(), p.xp, p.device)
+        self.loss, self.optimizer, self.metrics = loss, optimizer, names
+        if seed is not None:
+            self.shuffle_seed = int(seed)
 
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
         per_sample = loss.reduction != "sum"
-        history: list[float] = []
+        threshold = metrics_.threshold(loss)
+        history = History()
         self._last_good: tuple[dict, dict] | None = None
         for _ in range(epochs):
-            total = 0.0
-            for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, seed, p)):
-                value = self._step(xb, yb, p.xp, b)
+            total, sums = 0.0, dict.fromkeys(names)
+            for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, p)):
+                value, out = self._step(xb, yb, p.xp, b)
                 total += value * xb.shape[0] if per_sample else value
+                for name in names:  # summed on the device, moved to the host once per epoch
+                    count = metrics_.METRICS[name](out, yb, p.xp, threshold)
+                    sums[name] = count if sums[name] is None else sums[name] + count
             self.epoch += 1
-            history.append(total / n if per_sample else total)
+            record = {"loss": total / n if per_sample else total}
+            record.update({name: host.to_float(sums[name]) / n for name in names})
+            if val is not None:
+                record.update({f"val_{k}": v for k, v in self._evaluate(*val, loss, names, batch_size, p).items()})
+            history.record(record)
+            for key, value in record.items():
+                self.history.setdefault(key, []).append(value)
             if progress is not None:
-                progress(self.epoch, history[-1])
+                progress(self.epoch, record["loss"])
         return history
 
-    def _step(self, xb: Any, yb: Any, xp: Any, batch: int) -> float:
-        """One gradient step on a batch; returns its loss. Nothing is committed unless the loss is finite."""
+    def evaluate(self, X: Any, y: Any, *, loss: Loss | None = None, metrics: list[str] | None = None,
+                 batch_size: int | None = None) -> dict[str, float]:
+        """Loss and metrics of the model on (X, y), e.g. {'loss': 0.08, 'accuracy': 0.97}; the weights are unchanged.
+
+        ``loss``/``metrics`` default to those of the last ``fit`` (accuracy for classification losses)."""
+        loss = loss or self.loss
+        if not isinstance(loss, Loss):
+            raise TypeError(f"evaluate: needs a portnn loss: pass loss= or call fit first, got {loss!r}")
+        _check_batch_size(batch_size, "evaluate")
+        names = self._metric_names(loss, metrics, "evaluate")
+        p, x_all, y_all = self._training_data(X, y, loss, "evaluate")
+        return self._evaluate(x_all, y_all, loss, names, batch_size, p)
+
+    def _evaluate(self, x_all: Any, y_all: Any, loss: Loss, names: list[str], batch_size: int | None,
+                  p: Placement) -> dict[str, float]:
+        n = x_all.shape[0]
+        size = n if batch_size is None else min(batch_size, n)
+        per_sample, threshold = loss.reduction != "sum", metrics_.threshold(loss)
+        total, sums = 0.0, dict.fromkeys(names, 0.0)
+        for xb, yb in self._batches(x_all, y_all, size, False, p):
+            out = self._forward(xb, p.xp)
+            value = host.to_float(loss.forward(out, yb, p.xp))
+            total += value * xb.shape[0] if per_sample else value
+            sums = {name: sums[name] + host.to_float(metrics_.METRICS[name](out, yb, p.xp, threshold))
+                    for name in names}
+        return {"loss": total / n if per_sample else total, **{name: sums[name] / n for name in names}}
+
+    def _metric_names(self, loss: Loss, metrics: list[str] | None, where: str) -> list[str]:
+        if metrics is not None:
+            return metrics_.check(metrics, where)
+        if loss is self.loss and self.metrics is not None:
+            return list(self.metrics)
+        return metrics_.defaults(loss)
+
+    def _validation_data(self, validation_data: Any, loss: Loss) -> tuple[Any, Any] | None:
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+            raise TypeError(f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}")
+        _, xv, yv = self._training_data(*validation_data, loss, "fit(validation_data)")
+        return xv, yv
+
+    def _step(self, xb: Any, yb: Any, xp: Any, batch: int) -> tuple[float, Any]:
+        """One gradient step on a batch; returns its loss and the network output that gave it. Nothing is
+        committed unless the loss is finite."""
         loss, optimizer = self.loss, self.optimizer
-        value = host.to_float(loss.forward(self._forward(xb, xp), yb, xp))
+        out = self._forward(xb, xp, step=(self.epoch, batch))
+        value = host.to_float(loss.forward(out, yb, xp))
         if not math.isfinite(value):
             if self._last_good is not None:  # the weights this batch saw came from a step that went wrong
                 self._set_parameters(self._last_good[0])
@@ -210,10 +304,10 @@ class Sequential:
         self._last_good = (params, optimizer.state)
         params, optimizer.state = optimizer.update(params, self.gradients(), optimizer.state)
         self._set_parameters(params)
-        return value
+        return value, out
 
     def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
-                             batch_size: int | None) -> tuple[Loss, Optimizer]:
+                             batch_size: int | None, seed: int | None) -> tuple[Loss, Optimizer]:
         loss, optimizer = loss or self.loss, optimizer or self.optimizer
         if not isinstance(loss, Loss):
             raise TypeError(f"fit: loss must be a portnn loss such as portnn.SSE(), got {loss!r}")
@@ -221,9 +315,9 @@ class Sequential:
             raise TypeError(f"fit: optimizer must be a portnn optimizer such as portnn.SGD(lr=0.1), got {optimizer!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size <= 0):
-            raise ValueError(f"fit: batch_size must be a positive int or None, got {batch_size!r}")
+        _check_batch_size(batch_size, "fit")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"fit: seed must be an int or None, got {seed!r}")
         return loss, optimizer
 
     def _training_data(self, X: Any, y: Any, loss: Loss, where: str) -> tuple[Placement, Any, Any]:
@@ -239,20 +333,22 @@ class Sequential:
             y_all = self._float_input(y_all, p)
         return p, x_all, y_all
 
-    def _batches(self, X: Any, y: Any, size: int, shuffle: bool, seed: int | None, p: Placement) -> Iterator:
+    def _batches(self, X: Any, y: Any, size: int, shuffle: bool, p: Placement) -> Iterator:
+        """Batches of ``size`` rows; shuffled by the host permutation keyed by (shuffle seed, epoch)."""
         n = X.shape[0]
         if size >= n:
             yield X, y
             return
         if shuffle:
-            order = host.from_numpy(host_random.permutation(self.seed if seed is None else seed, self.epoch, n),
-                                    p.xp, device=p.device, dtype=p.xp.int64)
+            seed = self.seed if self.shuffle_seed is None else self.shuffle_seed
+            order = host.from_numpy(host_random.permutation(seed, self.epoch, n), p.xp, device=p.device,
+                                    dtype=p.xp.int64)
         for start in range(0, n, size):
             if shuffle:
-                idx = order[start:start + size]
+                idx = order[start:min(start + size, n)]  # strict rejects out-of-range slice stops
                 yield p.xp.take(X, idx, axis=0), p.xp.take(y, idx, axis=0)
             else:
-                yield X[start:start + size, ...], y[start:start + size, ...]
+                yield X[start:min(start + size, n), ...], y[start:min(start + size, n), ...]
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

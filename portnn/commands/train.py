@@ -1,66 +1,129 @@
-"""``portnn train``: train an example recipe on a chosen backend, showing the loss as it falls."""
+"""``portnn train``: train an example recipe on a chosen backend, showing the loss and metrics as they change."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
-from .. import backends, checkpoint, host, recipes
+from .. import backends, checkpoint, host, plot, recipes
+from ..sequential import Sequential
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an example network (default: the seed XOR net on NumPy)")
-    p.add_argument("--example", default="seed", choices=sorted(recipes.RECIPES), help="recipe to train")
+    p.add_argument("--example", default=None, choices=sorted([*recipes.RECIPES, *recipes.ALIASES]),
+                   help="recipe to train (default: seed, or the one a --resume file was trained on)")
     p.add_argument("--backend", default="numpy", help="backend from backends/ (see `portnn backends`)")
     p.add_argument("--device", default=None, help="device string, e.g. cpu, cuda, cuda:1, device1")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
+                   help="float dtype (default: float64, or the --resume file's)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs to train (default: the recipe's; with --resume, those left to reach it)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the host-side initialisation")
-    p.add_argument("--save", default=None, metavar="FILE.npz", help="write the trained model here")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the host-side initialisation and shuffles")
+    p.add_argument("--save", default=None, metavar="FILE.npz", help="write the trained model and its training state")
+    p.add_argument("--resume", default=None, metavar="FILE.npz", help="continue training a model saved with --save")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the loss/accuracy curves (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
+def _start(args: argparse.Namespace) -> tuple[recipes.Recipe, Sequential, bool]:
+    """(recipe, model, resumed): a fresh model of the recipe, or the one in ``--resume``."""
+    if args.resume is None:
+        recipe = recipes.get(args.example or "seed")
+        return recipe, recipe.model(args.seed), False
+    if args.lr is not None:
+        raise ValueError("--lr cannot be combined with --resume: the optimizer continues with its saved settings")
+    net = checkpoint.load(args.resume)
+    saved = net.info.get("example")
+    recipe = recipes.get(args.example or saved or "seed")
+    if saved is not None and recipe.name != saved:
+        raise ValueError(f"--resume {args.resume} holds a model trained on example {saved!r}, not {recipe.name!r}")
+    if net.optimizer is None or net.loss is None:
+        raise ValueError(f"--resume {args.resume} holds no optimizer state (saved before any training?)")
+    return recipe, net, True
+
+
+def _metrics_text(record: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.6g}" if k.endswith("loss") else f"{k} {v:.4f}" for k, v in record.items())
+
+
 def run(args: argparse.Namespace) -> int:
-    recipe = recipes.get(args.example)
+    recipe, net, resumed = _start(args)
+    if args.plot:
+        plot.require()  # fail before training, not after
     xp, device = backends.load(args.backend, args.device)
+    dtype = args.dtype or (net.dtype if resumed and net.dtype else "float64")
+    net.to(xp, device, dtype)
+
+    def put(data: Any) -> Any:
+        return host.from_numpy(data, xp, device=device, dtype=None)
+
     X_host, y_host = recipe.data()
-    X = host.from_numpy(X_host, xp, device=device, dtype=None)
-    y = host.from_numpy(y_host, xp, device=device, dtype=None)
-    net = recipe.model(args.seed)
-    net.to(xp, device, args.dtype)
-    epochs = recipe.epochs if args.epochs is None else args.epochs
+    X, y = put(X_host), put(y_host)
+    test = None if recipe.test_data is None else tuple(put(a) for a in recipe.test_data())
+    batch_size = args.batch_size or net.info.get("batch_size", recipe.batch_size)
+    remaining = max(recipe.epochs - net.epoch, 0) if resumed else recipe.epochs
+    epochs = remaining if args.epochs is None else args.epochs
     lr = recipe.lr if args.lr is None else args.lr
     print(f"portnn train: {recipe.description}")
-    print(f"backend {args.backend}, device {device}, dtype {args.dtype}, {epochs} epochs, lr {lr}, seed {args.seed}")
+    if resumed:
+        print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
+    print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
+          f"lr {net.optimizer.lr if resumed else lr}, seed {net.seed}")
+    if test is not None:
+        print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
+              "(never trained on)")
 
     bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
-    every = max(1, epochs // 10)
+    every, first = max(1, epochs // 10), net.epoch
 
     def progress(epoch: int, loss: float) -> None:
+        record = {k: v[-1] for k, v in net.history.items()}
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.6g}", refresh=False)
-        if epoch % every == 0 or epoch == 1:
-            bar.write(f"epoch {epoch:>6}  loss {loss:.6g}")
+        bar.set_postfix({k.replace("accuracy", "acc"): f"{v:.4g}" for k, v in record.items()}, refresh=False)
+        if (epoch - first) % every == 0 or epoch == first + 1:
+            extra = _metrics_text({k: v for k, v in record.items() if k != "loss"})
+            bar.write(f"epoch {epoch:>6}  loss {loss:.6g}" + (f"  {extra}" if extra else ""))
 
+    kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
+                                                 "metrics": list(recipe.metrics) or None}
     start = time.perf_counter()
     try:
-        net.fit(X, y, loss=recipe.loss(), optimizer=recipe.optimizer(lr), epochs=epochs,
-                batch_size=recipe.batch_size, progress=progress)
+        net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, progress=progress, **kwargs)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
-    print(f"trained in {seconds:.2f} s ({seconds / max(epochs, 1) * 1e6:.0f} µs per epoch)")
+    print(f"trained in {seconds:.2f} s ({seconds / max(epochs, 1) * 1e6:.0f} µs per epoch), now at epoch {net.epoch}")
+    _report(net, X, X_host, y_host, test)
 
+    if args.save:
+        net.info = {"example": recipe.name, "batch_size": batch_size}
+        checkpoint.save(net, args.save)
+        print(f"saved to {args.save} (epoch {net.epoch}; continue with `portnn train --resume {args.save}`)")
+    if args.plot:
+        plot.history(net.history, args.plot, title=f"portnn {recipe.name} ({args.backend}, {dtype})")
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _report(net: Sequential, X: Any, X_host: np.ndarray, y_host: np.ndarray, test: tuple[Any, Any] | None) -> None:
+    """Print held-out results, or for a tiny data set (the seed's XOR) every prediction."""
+    if test is not None:
+        result = net.evaluate(*test)
+        n = test[0].shape[0]
+        line = f"test loss {result['loss']:.6g}"
+        if "accuracy" in result:
+            line += f"  test accuracy {result['accuracy']:.2%} ({round(result['accuracy'] * n)}/{n})"
+        print(line)
     pred = host.to_numpy(net.predict(X))
     if pred.shape[0] <= 16:
         print("\n".join(["", "input            prediction  target", *(
-            f"{str(x.tolist()):<16} {p:>10.4f}  {t:>6g}" for x, p, t in zip(
+            f"{x.tolist()!s:<16} {p:>10.4f}  {t:>6g}" for x, p, t in zip(
                 X_host, pred.reshape(len(pred), -1)[:, 0], y_host.reshape(len(y_host), -1)[:, 0], strict=True))]))
-    if args.save:
-        checkpoint.save(net, args.save)
-        print(f"saved to {args.save}")
-    return 0
