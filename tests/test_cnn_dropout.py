@@ -1,0 +1,89 @@
+"""Dropout: the host-drawn mask is identical on every backend, keyed by (model seed, layer, epoch, batch), and the
+layer is the identity outside training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import portnn
+from portnn import backends, host_random, to_numpy
+from portnn.testing import gradcheck_layer
+
+KEY = (1, 2, 3, 4)
+
+
+def test_mask_is_identical_on_every_backend(case) -> None:
+    layer = portnn.Dropout(0.3)
+    layer.training_key = KEY
+    x = np.ones((5, 3, 4, 4))
+    y = to_numpy(layer.forward(case.asarray(x), case.xp))
+    expected = (host_random.keep_mask(KEY, x.shape, 0.3) / 0.7).astype(case.dtype_name)
+    assert y.dtype == case.dtype_name
+    np.testing.assert_array_equal(y, expected)  # bit-identical: the mask is drawn on the host
+    dx = to_numpy(layer.backward(case.asarray(np.full(x.shape, 2.0)), case.xp))
+    np.testing.assert_array_equal(dx, (2.0 * expected).astype(case.dtype_name))
+
+
+def test_mask_rate_and_keys() -> None:
+    keep = host_random.keep_mask(KEY, (200, 500), 0.25)
+    assert abs(1.0 - keep.mean() - 0.25) < 0.01  # 100000 draws: std of the rate ~0.0014
+    np.testing.assert_array_equal(keep, host_random.keep_mask(KEY, (200, 500), 0.25))
+    for other in [(1, 2, 3, 5), (1, 2, 4, 4), (1, 3, 3, 4), (2, 2, 3, 4)]:  # batch, epoch, layer, seed
+        assert not np.array_equal(keep, host_random.keep_mask(other, (200, 500), 0.25))
+
+
+def test_dropout_gradcheck(case64) -> None:
+    layer = portnn.Dropout(0.5)
+    layer.training_key = KEY
+    err = gradcheck_layer(layer, np.random.default_rng(0).standard_normal((4, 6)), case64.xp, case64.device)
+    assert err < 1e-7
+
+
+def _net(p: float) -> portnn.Sequential:
+    return portnn.Sequential(portnn.Dense(4, 16), portnn.ReLU(), portnn.Dropout(p), portnn.Dense(16, 3), seed=3)
+
+
+def test_dropout_is_identity_in_predict_and_evaluate(numpy64) -> None:
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    net = _net(0.5)
+    net.fit(X, y, loss=portnn.SoftmaxCrossEntropy(), optimizer=portnn.SGD(0.1), epochs=2, batch_size=8)
+    plain = portnn.Sequential(portnn.Dense(4, 16), portnn.ReLU(), portnn.Dense(16, 3))
+    state = net.state_dict()
+    plain.load_state_dict({"0.weight": state["0.weight"], "0.bias": state["0.bias"],
+                           "2.weight": state["3.weight"], "2.bias": state["3.bias"]})
+    np.testing.assert_array_equal(to_numpy(net.predict(X)), to_numpy(plain.predict(X)))
+    assert net.evaluate(X, y)["loss"] == pytest.approx(plain.evaluate(X, y, loss=portnn.SoftmaxCrossEntropy())["loss"],
+                                                       rel=0, abs=0)
+
+
+def test_dropout_changes_training_and_is_reproducible(numpy64) -> None:
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+
+    def train(p: float) -> dict[str, np.ndarray]:
+        net = _net(p)
+        net.fit(X, y, loss=portnn.SoftmaxCrossEntropy(), optimizer=portnn.SGD(0.1), epochs=2, batch_size=8)
+        return net.state_dict()
+
+    a, b, none = train(0.5), train(0.5), train(0.0)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["3.weight"], none["3.weight"])
+
+
+def test_dropout_training_matches_numpy_on_every_backend(case64) -> None:
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+
+    def train(xp, device, asarray) -> dict[str, np.ndarray]:
+        net = _net(0.4).to(xp, device, "float64")
+        net.fit(asarray(X), asarray(y, dtype=None), loss=portnn.SoftmaxCrossEntropy(), optimizer=portnn.SGD(0.1),
+                epochs=2, batch_size=8)
+        return net.state_dict()
+
+    got = train(case64.xp, case64.device, case64.asarray)
+    ref = train(*backends.load("numpy"), lambda a, dtype="model": np.asarray(a, dtype=dtype and np.float64))
+    for k, v in ref.items():
+        assert np.max(np.abs(got[k] - v) / np.maximum(1.0, np.abs(v))) <= case64.tol(), k
