@@ -17,7 +17,9 @@ def test_portnn_train_with_no_arguments_runs_the_seed_example(capsys: pytest.Cap
     assert main(["train"]) == 0
     out = capsys.readouterr().out
     losses = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("epoch")]
-    assert len(losses) >= 10 and losses == sorted(losses, reverse=True) and losses[-1] < 0.01
+    assert len(losses) >= 10
+    assert losses == sorted(losses, reverse=True)
+    assert losses[-1] < 0.01
     rows = [line.split() for line in out.splitlines() if line.startswith("[")]
     assert len(rows) == 4
     for row in rows:

@@ -65,7 +65,7 @@ def test_mixed_namespaces_between_X_and_y(numpy64) -> None:
 
 def test_data_from_another_namespace_than_the_model(numpy64) -> None:
     torch = pytest.importorskip("torch")
-    net, X, y = seed_net_and_data(numpy64)
+    net, X, _ = seed_net_and_data(numpy64)
     before = net.state_dict()
     with pytest.raises(TypeError, match=r"X is a torch array but the model lives in numpy"):
         net.predict(torch.asarray(np.asarray(X)))

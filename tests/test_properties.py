@@ -3,6 +3,8 @@ gradient matches finite differences, on numpy and array_api_strict (both devices
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +23,7 @@ def networks(draw):
     bias = draw(st.booleans())
     acts = draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=len(widths) - 2, max_size=len(widths) - 2))
     layers: list[portnn.Layer] = []
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
         layers.append(portnn.Dense(a, b, bias=bias))
         if i < len(acts):
             layers.append(acts[i]())
@@ -50,12 +52,14 @@ def test_shapes_and_dtypes_hold(backend: str, device: str, spec, dtype: str) -> 
     assert tuple(out.shape) == (batch, widths[-1])
     assert out.dtype == case.dtype
     losses = net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.01), epochs=2)
-    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert len(losses) == 2
+    assert all(np.isfinite(losses))
     params, grads = net.parameters(), net.gradients()
     assert set(grads) == set(params)
     for key, p in params.items():
         assert tuple(grads[key].shape) == tuple(p.shape), key
-        assert grads[key].dtype == case.dtype and p.dtype == case.dtype, key
+        assert grads[key].dtype == case.dtype, key
+        assert p.dtype == case.dtype, key
 
 
 @pytest.mark.parametrize(("backend", "device"), CASES, ids=[f"{b}-{d}" for b, d in CASES])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,7 @@ def test_seed_converges_and_matches_textbook(case) -> None:
     net, init, losses = train_seed(case)
     X, y = SEED.data()
     assert len(losses) == 1500
-    assert all(b < a for a, b in zip(losses, losses[1:])), "the loss must fall at every step"
+    assert all(b < a for a, b in itertools.pairwise(losses)), "the loss must fall at every step"
     pred = net.predict(case.asarray(X, dtype=None))
     assert pred.dtype == case.dtype
     assert np.max(np.abs(to_numpy(pred) - y)) < 0.1

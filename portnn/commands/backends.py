@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(_args: argparse.Namespace) -> int:
     rows = [("backend", "installed", "runnable devices", "declared devices", "requirement")]
     for b in backends.registry().values():
         runnable = backends.runnable_devices(b)
