@@ -13,7 +13,6 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 _PACKAGED = Path(__file__).resolve().parent / "_backends"  # inside an installed wheel
@@ -32,6 +31,7 @@ class Backend:
     gpu_devices: tuple[str, ...] = ()
     needs_gpu: bool = False
     ci_requirement: str | None = None
+    install_note: str | None = None  # shown after the pip command when the backend is missing
     env: dict[str, str] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
 
@@ -90,7 +90,7 @@ def gpu_count() -> int:
     for probe in (_cupy_gpus, _torch_gpus):
         try:
             n = probe()
-        except Exception:  # noqa: BLE001 - a missing driver raises many kinds of errors
+        except Exception:  # a missing driver raises many kinds of errors
             n = 0
         if n:
             return n
@@ -114,36 +114,58 @@ def _torch_gpus() -> int:
 
 
 def resolve_device(backend: Backend, device: str | None) -> Any:
-    """Map a device string ('cpu', 'cuda', 'cuda:1', 'device1', ...) to the backend's device object."""
+    """Map a device string ('cpu', 'cuda', 'cuda:1', 'device1', ...) to the backend's device object.
+
+    'cuda' means 'cuda:0'. For cupy it is ``cupy.cuda.Device(N)``, for torch ``torch.device('cuda:N')``, for JAX
+    the N-th GPU of ``jax.devices('gpu')``; a GPU index that does not exist is a clear error, not a late crash."""
     xp_module = importlib.import_module(backend.module)
     allowed = backend.devices + backend.gpu_devices
     device = device or (backend.devices or backend.gpu_devices)[0]
-    kind, _, index_text = device.partition(":")
+    kind, colon, index_text = device.partition(":")
+    if device not in allowed and not (kind in backend.gpu_devices and (not colon or index_text.isdigit())):
+        raise ValueError(f"backend {backend.name!r} has no device {device!r}; declared devices: {', '.join(allowed)}"
+                         + (" (GPU ones as cuda or cuda:N)" if backend.gpu_devices else ""))
     index = int(index_text) if index_text.isdigit() else 0
-    if kind not in allowed and device not in allowed:
-        raise ValueError(
-            f"backend {backend.name!r} has no device {device!r}; declared devices: {', '.join(allowed)}"
-        )
+    if kind in backend.gpu_devices:
+        _check_gpu_index(backend, device, index)
     if backend.name == "numpy":
         return "cpu"
     if backend.name == "array_api_strict":
         return xp_module.Device(device)
     if backend.name == "torch":
-        if kind == "cuda" and not xp_module.cuda.is_available():
-            raise RuntimeError(f"torch device {device!r} requested but torch sees no CUDA GPU")
-        return xp_module.device(device)
+        return xp_module.device("cuda", index) if kind == "cuda" else xp_module.device(device)
     if backend.name == "jax":
         platform = "gpu" if kind in ("cuda", "gpu") else "cpu"
-        try:
-            found = xp_module.devices(platform)
-        except RuntimeError as err:
-            raise RuntimeError(f"jax device {device!r} requested but JAX has no {platform} backend") from err
-        return found[index]
+        return xp_module.devices(platform)[index]
     if backend.name == "cupy":
-        if gpu_count() == 0:
-            raise RuntimeError("backend 'cupy' needs a CUDA GPU, and none is visible here")
         return xp_module.cuda.Device(index)
     raise NotImplementedError(f"no device mapping for backend {backend.name!r}")
+
+
+def _backend_gpus(backend: Backend) -> int:
+    """How many CUDA GPUs ``backend`` itself can use here (a CPU-only torch or jaxlib sees none)."""
+    try:
+        if backend.name == "cupy":
+            return _cupy_gpus()
+        if backend.name == "torch":
+            return _torch_gpus()
+        if backend.name == "jax":
+            import jax
+
+            return len(jax.devices("gpu"))
+    except Exception:  # no driver / no CUDA plugin raise many kinds of errors
+        return 0
+    return 0
+
+
+def _check_gpu_index(backend: Backend, device: str, index: int) -> None:
+    found = _backend_gpus(backend)
+    if found == 0:
+        raise RuntimeError(f"{backend.name} device {device!r} requested but {backend.name} sees no CUDA GPU here"
+                           + ("" if backend.name == "cupy" else " (is its CUDA build installed?)"))
+    if index >= found:
+        raise RuntimeError(f"{backend.name} device {device!r} requested but {backend.name} sees only {found} CUDA "
+                           f"GPU(s): cuda:0 to cuda:{found - 1}")
 
 
 def load(name: str, device: str | None = None) -> tuple[Any, Any]:
@@ -151,7 +173,8 @@ def load(name: str, device: str | None = None) -> tuple[Any, Any]:
     backend = get(name)
     if not backend.installed():
         hint = backend.ci_requirement or backend.requirement
-        raise RuntimeError(f"backend {name!r} is not installed here; install it with: pip install '{hint}'")
+        raise RuntimeError(f"backend {name!r} is not installed here; install it with: pip install '{hint}'"
+                           + (f" ({backend.install_note})" if backend.install_note else ""))
     if backend.needs_gpu and gpu_count() == 0:
         raise RuntimeError(f"backend {name!r} needs a CUDA GPU, and none is visible here")
     xp = backend.namespace()
@@ -162,5 +185,5 @@ def runnable_devices(backend: Backend) -> list[str]:
     """The device strings of ``backend`` that can run on this machine (GPU ones only when a GPU is visible)."""
     if not backend.installed():
         return []
-    gpus = gpu_count()
+    gpus = gpu_count() and _backend_gpus(backend)
     return list(backend.devices) + (list(backend.gpu_devices) if gpus else [])

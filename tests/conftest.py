@@ -41,18 +41,17 @@ class Case:
 
 
 def _device_params() -> list[Any]:
-    gpus = None
     params = []
     for b in backends.registry().values():
+        runnable = backends.runnable_devices(b) if b.installed() else []
         for dev in b.devices + b.gpu_devices:
             on_gpu = dev in b.gpu_devices
             marks = [getattr(pytest.mark, b.name)] + ([pytest.mark.gpu] if on_gpu else [])
             if not b.installed():
                 marks.append(pytest.mark.skip(reason=f"{b.name} is not installed ({b.requirement})"))
-            elif on_gpu:
-                gpus = backends.gpu_count() if gpus is None else gpus
-                if not gpus:
-                    marks.append(pytest.mark.skip(reason=f"{b.name} on {dev} needs a CUDA GPU; none is visible"))
+            elif dev not in runnable:
+                marks.append(pytest.mark.skip(reason=f"{b.name} on {dev} needs a CUDA GPU that {b.name} can use; "
+                                                     "none is visible"))
             params.append(pytest.param((b.name, dev), id=f"{b.name}-{dev}", marks=marks))
     return params
 
