@@ -1,0 +1,93 @@
+"""The seed net benchmark: the 3-4-1 sigmoid net on XOR (float64, SSE, full-batch gradient descent, lr 1), timed
+per iteration in portnn, in the seed article's hand-written NumPy (with and without reading the loss each step),
+and in torch with autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import datasets, recipes
+from .bench_runtime import Runtime
+
+LR = 1.0
+
+
+def seed_data() -> tuple[np.ndarray, np.ndarray]:
+    """XOR as float64 host arrays: X (4, 3), y (4, 1)."""
+    X, y = datasets.xor()
+    return X.astype(np.float64), y.astype(np.float64)
+
+
+def seed_weights(seed: int = 1) -> list[np.ndarray]:
+    """Initial [W0 (3, 4), W1 (4, 1)] of the seed recipe's net, as float64 host arrays."""
+    net = recipes.get("seed").model(seed)
+    return [np.asarray(layer.params["weight"], dtype=np.float64).copy() for layer in net.layers if layer.params]
+
+
+def portnn_run(rt: Runtime, iterations: int) -> Callable[[], float]:
+    """``iterations`` steps of the seed recipe through ``Sequential.fit`` (one fit call)."""
+    recipe = recipes.get("seed")
+    net = recipe.model(1)
+    net.to(rt.xp, rt.device, "float64")
+    X_host, y_host = seed_data()
+    X, y = rt.asarray(X_host), rt.asarray(y_host)
+    loss, opt = recipe.loss(), recipe.optimizer(LR)
+
+    def run() -> float:
+        return net.fit(X, y, loss=loss, optimizer=opt, epochs=iterations)[-1]
+
+    return run
+
+
+def hand_run(np_like: Any, iterations: int, read_loss: bool) -> Callable[[], float]:
+    """The article's loop (sigmoid, backprop by hand, in-place updates) on the same loss (sum of squared errors)
+    and step; ``read_loss`` also moves the loss to the host each step, as ``fit`` does."""
+    X_host, y_host = seed_data()
+    X, y = np_like.asarray(X_host), np_like.asarray(y_host)
+    weights = [np_like.asarray(w) for w in seed_weights()]
+
+    def run() -> float:
+        W0, W1 = weights  # updated in place below
+        value = 0.0
+        for _ in range(iterations):
+            l1 = 1.0 / (1.0 + np_like.exp(-(X @ W0)))
+            l2 = 1.0 / (1.0 + np_like.exp(-(l1 @ W1)))
+            diff = l2 - y
+            if read_loss:
+                value = float((diff * diff).sum())
+            d2 = 2.0 * diff * (l2 * (1.0 - l2))
+            d1 = (d2 @ W1.T) * (l1 * (1.0 - l1))
+            W1 -= LR * (l1.T @ d2)
+            W0 -= LR * (X.T @ d1)
+        return value
+
+    return run
+
+
+def torch_run(torch_device: str, iterations: int) -> Callable[[], float]:
+    """The same net in torch: leaf tensors with requires_grad, autograd backward, update under no_grad,
+    ``loss.item()`` every step."""
+    import torch
+
+    dev = torch.device(torch_device)
+    X_host, y_host = seed_data()
+    X, y = torch.from_numpy(X_host).to(dev), torch.from_numpy(y_host).to(dev)
+    ws = [torch.from_numpy(w).to(dev).requires_grad_(True) for w in seed_weights()]
+
+    def run() -> float:
+        value = 0.0
+        for _ in range(iterations):
+            out = torch.sigmoid(torch.sigmoid(X @ ws[0]) @ ws[1])
+            loss = ((out - y) ** 2).sum()
+            loss.backward()
+            with torch.no_grad():
+                for w in ws:
+                    w -= LR * w.grad
+                    w.grad = None
+            value = loss.item()
+        return value
+
+    return run
