@@ -33,11 +33,12 @@ class ReLU(Layer):
     """y = max(x, 0)."""
 
     def forward(self, x: Any, xp: Any) -> Any:
-        self.positive = x > 0.0
-        return xp.where(self.positive, x, 0.0)
+        self.y = xp.maximum(x, 0.0)
+        return self.y
 
     def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
-        return xp.where(self.positive, dy, 0.0)
+        # a 0/1 multiply, not xp.where: NumPy's where on a random mask is ~17x slower (branch misprediction)
+        return dy * xp.astype(self.y > 0.0, dy.dtype)
 
 
 class LeakyReLU(Layer):
@@ -53,11 +54,11 @@ class LeakyReLU(Layer):
             raise ValueError(f"LeakyReLU: alpha must be in [0, 1), got {alpha!r}")
 
     def forward(self, x: Any, xp: Any) -> Any:
-        self.positive = x > 0.0
-        return xp.where(self.positive, x, self.alpha * x)
+        self.x = x
+        return xp.maximum(x, self.alpha * x)  # valid because 0 <= alpha < 1
 
     def backward(self, dy: Any, xp: Any, need_dx: bool = True) -> Any:
-        return xp.where(self.positive, dy, self.alpha * dy)
+        return dy * (self.alpha + (1.0 - self.alpha) * xp.astype(self.x > 0.0, dy.dtype))
 
     def config(self) -> dict[str, Any]:
         return {"alpha": self.alpha}

@@ -57,7 +57,7 @@ class MaxPool2D(_Pool2D):
             return None
         offsets = xp.arange(self.k, dtype=self.argmax.dtype, device=self.argmax.device)
         hit = offsets[:, None, None] == self.argmax[:, :, None, :, :]  # (N, C, K, OH, OW)
-        dcols = xp.where(hit, dy[:, :, None, :, :], 0.0)
+        dcols = dy[:, :, None, :, :] * xp.astype(hit, dy.dtype)
         return im2col.fold(dcols, self.kernel_size, self.stride, self.in_hw, xp)
 
 
