@@ -34,7 +34,11 @@ class Dropout(Layer):
         if key is None or self.p == 0.0:
             self.mask = None
             return x
-        keep = host_random.keep_mask(key, tuple(x.shape), self.p)
+        rows = self.training_rows  # a data-parallel rank: draw the global batch's mask, keep this rank's rows
+        shape = tuple(x.shape) if rows is None else (rows[2], *tuple(x.shape)[1:])
+        keep = host_random.keep_mask(key, shape, self.p)
+        if rows is not None:
+            keep = keep[rows[0]:rows[1]]
         self.mask = host.from_numpy(keep / (1.0 - self.p), xp, device=x.device, dtype=x.dtype)
         return x * self.mask
 

@@ -11,6 +11,9 @@ class Layer:
     # Set by Sequential before each forward pass: (model seed, layer index, epoch, batch) while training, None in
     # inference. Layers with training-time randomness (Dropout) draw from it on the host; others ignore it.
     training_key: tuple[int, ...] | None = None
+    # Set by data-parallel training (portnn.distributed) on each rank: (first row, stop row, global batch rows) of
+    # this rank's slice, so host randomness is drawn for the global batch and sliced: the same as one process.
+    training_rows: tuple[int, int, int] | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}

@@ -195,6 +195,7 @@ class Sequential:
         validation_data: tuple[Any, Any] | None = None,
         metrics: list[str] | None = None,
         progress: Progress | None = None,
+        communicator: Any = None,
     ) -> History:
         """Train for ``epochs`` passes over (X, y); return the loss of each epoch (a list, with ``.metrics``).
 
@@ -205,7 +206,12 @@ class Sequential:
         losses; each epoch records the training loss and metrics and, with ``validation_data=(X_val, y_val)``,
         'val_loss' and 'val_<metric>', in the returned history and in ``self.history``. ``progress(epoch, loss)``
         is called after each epoch. A non-finite loss raises FloatingPointError naming the epoch and batch, with
-        the model rolled back to the weights of the last finite step."""
+        the model rolled back to the weights of the last finite step.
+
+        With ``communicator`` (``portnn.distributed``; every rank makes the same call on the same data), training is
+        data-parallel: rank 0's weights are broadcast, each rank computes on its rows of every global batch (the
+        same batches as one process) and one Allreduce per step sums the gradients, so all ranks end with the same
+        weights as single-process training. None (the default) is the single-process path."""
         loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed)
         names = self._metric_names(loss, metrics, "fit")
         p, x_all, y_all = self._training_data(X, y, loss, "fit")
@@ -220,6 +226,10 @@ class Sequential:
 
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
+        if communicator is not None:
+            from . import distributed
+
+            distributed.start(self, communicator, rows=n, batch_size=size, epochs=epochs, shuffle=shuffle)
         per_sample = loss.reduction != "sum"
         threshold = metrics_.threshold(loss)
         history = History()
@@ -227,14 +237,20 @@ class Sequential:
         for _ in range(epochs):
             total, sums = 0.0, dict.fromkeys(names)
             for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, p)):
-                value, out = self._step(xb, yb, p.xp, b)
+                if communicator is None:
+                    value, out = self._step(xb, yb, p.xp, b)
+                else:
+                    value, out, yb = self._step(xb, yb, p.xp, b, communicator)
                 total += value * xb.shape[0] if per_sample else value
                 for name in names:  # summed on the device, moved to the host once per epoch
                     count = metrics_.METRICS[name](out, yb, p.xp, threshold)
                     sums[name] = count if sums[name] is None else sums[name] + count
             self.epoch += 1
             record = {"loss": total / n if per_sample else total}
-            record.update({name: host.to_float(sums[name]) / n for name in names})
+            counts = {name: host.to_float(sums[name]) for name in names}
+            if communicator is not None:
+                counts = distributed.sum_counts(counts, communicator)
+            record.update({name: counts[name] / n for name in names})
             if val is not None:
                 record.update({f"val_{k}": v for k, v in self._evaluate(*val, loss, names, batch_size, p).items()})
             history.record(record)
@@ -286,12 +302,18 @@ class Sequential:
         _, xv, yv = self._training_data(*validation_data, loss, "fit(validation_data)")
         return xv, yv
 
-    def _step(self, xb: Any, yb: Any, xp: Any, batch: int) -> tuple[float, Any]:
+    def _step(self, xb: Any, yb: Any, xp: Any, batch: int, communicator: Any = None) -> tuple:
         """One gradient step on a batch; returns its loss and the network output that gave it. Nothing is
-        committed unless the loss is finite."""
+        committed unless the loss is finite. With a communicator, (xb, yb) is the global batch: this rank computes
+        on its rows, gradients and loss are summed over ranks, and (loss, local output, local targets) return."""
         loss, optimizer = self.loss, self.optimizer
-        out = self._forward(xb, xp, step=(self.epoch, batch))
-        value = host.to_float(loss.forward(out, yb, xp))
+        if communicator is None:
+            out = self._forward(xb, xp, step=(self.epoch, batch))
+            value = host.to_float(loss.forward(out, yb, xp))
+        else:
+            from . import distributed
+
+            value, out, y_local, grads = distributed.gradients(self, xb, yb, xp, batch, communicator)
         if not math.isfinite(value):
             if self._last_good is not None:  # the weights this batch saw came from a step that went wrong
                 self._set_parameters(self._last_good[0])
@@ -299,12 +321,14 @@ class Sequential:
             raise FloatingPointError(
                 f"fit: loss is {value} at epoch {self.epoch + 1}, batch {batch + 1}; the model is rolled back to "
                 "the weights of the last step whose loss was finite (lower the learning rate or check the data)")
-        self._backward(loss.backward(xp), xp)
+        if communicator is None:
+            self._backward(loss.backward(xp), xp)
+            grads = self.gradients()
         params = self.parameters()
         self._last_good = (params, optimizer.state)
-        params, optimizer.state = optimizer.update(params, self.gradients(), optimizer.state)
+        params, optimizer.state = optimizer.update(params, grads, optimizer.state)
         self._set_parameters(params)
-        return value, out
+        return (value, out) if communicator is None else (value, out, y_local)
 
     def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
                              batch_size: int | None, seed: int | None) -> tuple[Loss, Optimizer]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .. import backends, checkpoint, host, plot, recipes
+from .. import backends, checkpoint, distributed_cli, host, plot, recipes
 from ..sequential import Sequential
 
 
@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="FILE.npz", help="continue training a model saved with --save")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the loss/accuracy curves (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: mpiexec -n N python -m mpi4py -m portnn train --distributed ...")
     p.set_defaults(run=run)
 
 
@@ -55,6 +57,7 @@ def _metrics_text(record: dict[str, float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    comm = distributed_cli.for_train(args)  # None unless --distributed; silences every rank but 0
     recipe, net, resumed = _start(args)
     if args.plot:
         plot.require()  # fail before training, not after
@@ -96,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
                                                  "metrics": list(recipe.metrics) or None}
     start = time.perf_counter()
     try:
-        net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, progress=progress, **kwargs)
+        net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, progress=progress,
+                communicator=comm, **kwargs)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
+    distributed_cli.finish_train(net, comm)
     print(f"trained in {seconds:.2f} s ({seconds / max(epochs, 1) * 1e6:.0f} µs per epoch), now at epoch {net.epoch}")
     _report(net, X, X_host, y_host, test)
 
