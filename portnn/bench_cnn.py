@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import host_random
-from .bench_runtime import Runtime
+from .bench_runtime import Runtime, torch_sgd_epoch
 
 LR = 0.01
 
@@ -62,7 +61,6 @@ def torch_epoch(torch_device: str, spec: CNNSpec, X_host: np.ndarray, y_host: np
                 weights: dict[Any, np.ndarray]) -> Callable[[], float]:
     """The same network and initial weights in torch eager (Conv2d, MaxPool2d, Flatten, Linear), torch.optim.SGD."""
     import torch
-    import torch.nn.functional as F
 
     nn = torch.nn
     dev = torch.device(torch_device)
@@ -73,22 +71,4 @@ def torch_epoch(torch_device: str, spec: CNNSpec, X_host: np.ndarray, y_host: np
             target = getattr(model[i], name)
             target.copy_(torch.from_numpy(w.T.copy() if isinstance(model[i], nn.Linear) and name == "weight" else w))
     model = model.to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    X, y = torch.from_numpy(X_host).to(dev), torch.from_numpy(y_host).to(dev)
-    state = {"epoch": 0}
-
-    def epoch() -> float:
-        order = torch.from_numpy(host_random.permutation(0, state["epoch"], spec.samples)).to(dev)
-        state["epoch"] += 1
-        total = 0.0
-        for start in range(0, spec.samples, spec.batch):
-            idx = order[start:start + spec.batch]
-            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * xb.shape[0]
-        return total / spec.samples
-
-    return epoch
+    return torch_sgd_epoch(model, X_host, y_host, spec.samples, spec.batch, LR, dev)

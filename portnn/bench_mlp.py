@@ -12,7 +12,7 @@ import numpy as np
 
 from . import host_random
 from .activations import ReLU
-from .bench_runtime import Runtime
+from .bench_runtime import Runtime, torch_sgd_epoch
 from .dense import Dense
 from .losses import SoftmaxCrossEntropy
 from .optimizers import SGD
@@ -148,7 +148,6 @@ def torch_epoch(torch_device: str, spec: MLPSpec, X_host: np.ndarray, y_host: np
     """One epoch of idiomatic torch eager: nn.Sequential of Linear/ReLU, F.cross_entropy, autograd,
     torch.optim.SGD, ``loss.item()`` every step."""
     import torch
-    import torch.nn.functional as F
 
     dev = torch.device(torch_device)
     layers: list[Any] = []
@@ -159,23 +158,4 @@ def torch_epoch(torch_device: str, spec: MLPSpec, X_host: np.ndarray, y_host: np
             lin.bias.copy_(torch.from_numpy(weights[2 * i + 1]))
         layers += [lin, torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1]).to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    X = torch.from_numpy(X_host).to(dev)
-    y = torch.from_numpy(y_host).to(dev)
-    state = {"epoch": 0}
-
-    def epoch() -> float:
-        order = torch.from_numpy(host_random.permutation(0, state["epoch"], spec.samples)).to(dev)
-        state["epoch"] += 1
-        total = 0.0
-        for start in range(0, spec.samples, spec.batch):
-            idx = order[start:start + spec.batch]
-            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * xb.shape[0]
-        return total / spec.samples
-
-    return epoch
+    return torch_sgd_epoch(model, X_host, y_host, spec.samples, spec.batch, LR, dev)

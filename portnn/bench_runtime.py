@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backends, host
+from . import backends, host, host_random
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -150,3 +150,31 @@ def matmul_gflops(rt: Runtime, m: int, k: int, n: int, min_seconds: float = 0.3,
         elapsed = time.perf_counter() - start
         best, spent, count = min(best, elapsed), spent + elapsed, count + 1
     return 2.0 * m * k * n / best / 1e9
+
+
+def torch_sgd_epoch(model: Any, X_host: np.ndarray, y_host: np.ndarray, samples: int, batch: int, lr: float,
+                    dev: Any) -> Callable[[], float]:
+    """One torch eager epoch (shuffled like portnn, softmax cross-entropy, SGD) as a callable returning its loss."""
+    import torch
+    import torch.nn.functional as F
+
+    model = model.to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    X, y = torch.from_numpy(X_host).to(dev), torch.from_numpy(y_host).to(dev)
+    state = {"epoch": 0}
+
+    def epoch() -> float:
+        order = torch.from_numpy(host_random.permutation(0, state["epoch"], samples)).to(dev)
+        state["epoch"] += 1
+        total = 0.0
+        for start in range(0, samples, batch):
+            idx = order[start:start + batch]
+            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * xb.shape[0]
+        return total / samples
+
+    return epoch
