@@ -14,7 +14,8 @@ from .layer import Layer
 from .losses import MSE, SSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .optimizers import SGD, Adam, Optimizer
 from .pooling import AvgPool2D, MaxPool2D
-from .sequential import History, Sequential
+from .sequential import Sequential
+from .training import History
 
 __version__ = "0.1.0"
 

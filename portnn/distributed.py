@@ -212,7 +212,7 @@ def gradients(net: Any, xb: Any, yb: Any, xp: Any, batch: int, comm: Communicato
     for layer in net.layers:  # host randomness (Dropout) is drawn for the global batch, then sliced
         layer.training_rows = (lo, hi, rows)
     try:
-        out = net._forward(x_local, xp, step=(net.epoch, batch))
+        out = net._forward(x_local, xp, batch)
     finally:
         for layer in net.layers:
             layer.training_rows = None

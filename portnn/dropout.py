@@ -19,6 +19,8 @@ from .layer import Layer
 class Dropout(Layer):
     """Zero each input with probability ``p`` while training and scale the rest by 1 / (1 - p); identity otherwise."""
 
+    keyed = True
+
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         try:

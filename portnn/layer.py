@@ -8,8 +8,10 @@ from typing import Any
 class Layer:
     """Base class. ``params``/``grads`` map a name ('weight', 'bias') to an array in the model's namespace."""
 
-    # Set by Sequential before each forward pass: (model seed, layer index, epoch, batch) while training, None in
-    # inference. Layers with training-time randomness (Dropout) draw from it on the host; others ignore it.
+    # Layers with training-time randomness (Dropout) set ``keyed = True``; Sequential then sets their
+    # ``training_key`` before each forward pass: (model seed, layer index, epoch, batch) while training, None in
+    # inference, and they draw from it on the host. Other layers are never given a key.
+    keyed = False
     training_key: tuple[int, ...] | None = None
     # Set by data-parallel training (portnn.distributed) on each rank: (first row, stop row, global batch rows) of
     # this rank's slice, so host randomness is drawn for the global batch and sliced: the same as one process.

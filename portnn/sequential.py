@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import host, host_random, init
+from . import host, init, training
 from . import metrics as metrics_
 from .layer import Layer
 from .losses import Loss
 from .optimizers import Key, Optimizer
 from .placement import Placement, as_array, backend_name, check_dtype_name, is_floating, namespace_of
 
-Progress = Callable[[int, float], None]
-
 
 def _check_batch_size(batch_size: int | None, where: str) -> None:
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
         raise ValueError(f"{where}: batch_size must be a positive int or None, got {batch_size!r}")
-
-
-class History(list):
-    """The loss of each epoch of one ``fit`` (a list of floats), with ``metrics``: every recorded quantity by name
-    ('loss', 'accuracy', 'val_loss', 'val_accuracy'), one value per epoch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.metrics: dict[str, list[float]] = {}
-
-    def record(self, values: dict[str, float]) -> None:
-        """Append one epoch's values."""
-        self.append(values["loss"])
-        for key, value in values.items():
-            self.metrics.setdefault(key, []).append(value)
 
 
 class Sequential:
@@ -46,6 +27,7 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: layer {i} must be a portnn Layer, got {type(layer).__name__}")
         self.layers = list(layers)
+        self._keyed = [i for i, layer in enumerate(self.layers) if layer.keyed]  # layers drawing host randomness
         self.seed = int(seed)
         self.dtype = check_dtype_name(dtype, "Sequential")
         self.placement: Placement | None = None
@@ -159,16 +141,17 @@ class Sequential:
             shape = layer.output_shape(shape, f"{where}: layer {i}")
         return shape
 
-    def _forward(self, x: Any, xp: Any, step: tuple[int, int] | None = None) -> Any:
-        """Output for x; ``step`` = (epoch, batch) while training, keying each layer's host randomness (Dropout)."""
-        for i, layer in enumerate(self.layers):
-            layer.training_key = None if step is None else (self.seed, i, *step)
+    def _forward(self, x: Any, xp: Any, batch: int | None = None) -> Any:
+        """Output for x; ``batch`` (its index in this epoch) while training, None in inference: keyed layers
+        (Dropout) draw their host randomness from (model seed, layer index, epoch, batch)."""
+        for i in self._keyed:
+            self.layers[i].training_key = None if batch is None else (self.seed, i, self.epoch, batch)
+        for layer in self.layers:
             x = layer.forward(x, xp)
         return x
 
     def _backward(self, dy: Any, xp: Any) -> None:
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
+        for i in range(len(self.layers) - 1, -1, -1):
             dy = self.layers[i].backward(dy, xp, need_dx=i > 0)  # no gradient for the input
 
     def _float_input(self, x: Any, p: Placement) -> Any:
@@ -194,9 +177,9 @@ class Sequential:
         seed: int | None = None,
         validation_data: tuple[Any, Any] | None = None,
         metrics: list[str] | None = None,
-        progress: Progress | None = None,
+        progress: training.Progress | None = None,
         communicator: Any = None,
-    ) -> History:
+    ) -> training.History:
         """Train for ``epochs`` passes over (X, y); return the loss of each epoch (a list, with ``.metrics``).
 
         Full batch when ``batch_size`` is None; otherwise mini-batches, shuffled on the host from ``seed``
@@ -226,39 +209,17 @@ class Sequential:
 
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
-        if communicator is not None:
-            from . import distributed
+        validate = None if val is None else (lambda: self._evaluate(*val, loss, names, batch_size, p))
+        if communicator is None:
+            return training.Trainer(self, p).run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle,
+                                                 names=names, validate=validate, progress=progress)
+        from . import distributed
 
-            distributed.start(self, communicator, rows=n, batch_size=size, epochs=epochs, shuffle=shuffle)
-        per_sample = loss.reduction != "sum"
-        threshold = metrics_.threshold(loss)
-        history = History()
-        self._last_good: tuple[dict, dict] | None = None
-        for _ in range(epochs):
-            total, sums = 0.0, dict.fromkeys(names)
-            for b, (xb, yb) in enumerate(self._batches(x_all, y_all, size, shuffle, p)):
-                if communicator is None:
-                    value, out = self._step(xb, yb, p.xp, b)
-                else:
-                    value, out, yb = self._step(xb, yb, p.xp, b, communicator)
-                total += value * xb.shape[0] if per_sample else value
-                for name in names:  # summed on the device, moved to the host once per epoch
-                    count = metrics_.METRICS[name](out, yb, p.xp, threshold)
-                    sums[name] = count if sums[name] is None else sums[name] + count
-            self.epoch += 1
-            record = {"loss": total / n if per_sample else total}
-            counts = {name: host.to_float(sums[name]) for name in names}
-            if communicator is not None:
-                counts = distributed.sum_counts(counts, communicator)
-            record.update({name: counts[name] / n for name in names})
-            if val is not None:
-                record.update({f"val_{k}": v for k, v in self._evaluate(*val, loss, names, batch_size, p).items()})
-            history.record(record)
-            for key, value in record.items():
-                self.history.setdefault(key, []).append(value)
-            if progress is not None:
-                progress(self.epoch, record["loss"])
-        return history
+        distributed.start(self, communicator, rows=n, batch_size=size, epochs=epochs, shuffle=shuffle)
+        trainer = training.Trainer(self, p, lambda xb, yb, b: distributed.gradients(self, xb, yb, p.xp, b,
+                                                                                    communicator))
+        return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, names=names, validate=validate,
+                           progress=progress, sum_counts=lambda counts: distributed.sum_counts(counts, communicator))
 
     def evaluate(self, X: Any, y: Any, *, loss: Loss | None = None, metrics: list[str] | None = None,
                  batch_size: int | None = None) -> dict[str, float]:
@@ -279,7 +240,7 @@ class Sequential:
         size = n if batch_size is None else min(batch_size, n)
         per_sample, threshold = loss.reduction != "sum", metrics_.threshold(loss)
         total, sums = 0.0, dict.fromkeys(names, 0.0)
-        for xb, yb in self._batches(x_all, y_all, size, False, p):
+        for xb, yb in training.batches(x_all, y_all, size, p):
             out = self._forward(xb, p.xp)
             value = host.to_float(loss.forward(out, yb, p.xp))
             total += value * xb.shape[0] if per_sample else value
@@ -301,34 +262,6 @@ class Sequential:
             raise TypeError(f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}")
         _, xv, yv = self._training_data(*validation_data, loss, "fit(validation_data)")
         return xv, yv
-
-    def _step(self, xb: Any, yb: Any, xp: Any, batch: int, communicator: Any = None) -> tuple:
-        """One gradient step on a batch; returns its loss and the network output that gave it. Nothing is
-        committed unless the loss is finite. With a communicator, (xb, yb) is the global batch: this rank computes
-        on its rows, gradients and loss are summed over ranks, and (loss, local output, local targets) return."""
-        loss, optimizer = self.loss, self.optimizer
-        if communicator is None:
-            out = self._forward(xb, xp, step=(self.epoch, batch))
-            value = host.to_float(loss.forward(out, yb, xp))
-        else:
-            from . import distributed
-
-            value, out, y_local, grads = distributed.gradients(self, xb, yb, xp, batch, communicator)
-        if not math.isfinite(value):
-            if self._last_good is not None:  # the weights this batch saw came from a step that went wrong
-                self._set_parameters(self._last_good[0])
-                optimizer.state = self._last_good[1]
-            raise FloatingPointError(
-                f"fit: loss is {value} at epoch {self.epoch + 1}, batch {batch + 1}; the model is rolled back to "
-                "the weights of the last step whose loss was finite (lower the learning rate or check the data)")
-        if communicator is None:
-            self._backward(loss.backward(xp), xp)
-            grads = self.gradients()
-        params = self.parameters()
-        self._last_good = (params, optimizer.state)
-        params, optimizer.state = optimizer.update(params, grads, optimizer.state)
-        self._set_parameters(params)
-        return (value, out) if communicator is None else (value, out, y_local)
 
     def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
                              batch_size: int | None, seed: int | None) -> tuple[Loss, Optimizer]:
@@ -356,23 +289,6 @@ class Sequential:
         if is_floating(p.xp, y_all) or y_all.ndim == len(out_shape):
             y_all = self._float_input(y_all, p)
         return p, x_all, y_all
-
-    def _batches(self, X: Any, y: Any, size: int, shuffle: bool, p: Placement) -> Iterator:
-        """Batches of ``size`` rows; shuffled by the host permutation keyed by (shuffle seed, epoch)."""
-        n = X.shape[0]
-        if size >= n:
-            yield X, y
-            return
-        if shuffle:
-            seed = self.seed if self.shuffle_seed is None else self.shuffle_seed
-            order = host.from_numpy(host_random.permutation(seed, self.epoch, n), p.xp, device=p.device,
-                                    dtype=p.xp.int64)
-        for start in range(0, n, size):
-            if shuffle:
-                idx = order[start:min(start + size, n)]  # strict rejects out-of-range slice stops
-                yield p.xp.take(X, idx, axis=0), p.xp.take(y, idx, axis=0)
-            else:
-                yield X[start:min(start + size, n), ...], y[start:min(start + size, n), ...]
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

@@ -62,6 +62,8 @@ FAILING = textwrap.dedent("""
     from portnn import datasets, distributed
 
     class Boom(portnn.Identity):
+        keyed = True  # be given (seed, layer, epoch, batch) while training, as Dropout is
+
         def forward(self, x, xp):
             if comm.rank == 1 and self.training_key is not None and self.training_key[-1] == 3:
                 raise RuntimeError("boom on rank 1 at batch 4")

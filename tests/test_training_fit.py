@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import portnn
-from portnn import datasets
+from portnn import datasets, training
 
 X_SPIRAL, Y_SPIRAL = datasets.spiral(seed=0, n_per_class=30)
 X_VAL, Y_VAL = datasets.spiral(seed=1, n_per_class=10)
@@ -153,10 +153,10 @@ def test_every_array_keeps_the_model_dtype_after_every_step(case, name: str,
     else:
         y = case.asarray(Y_SPIRAL[:24], dtype=case.xp.int64)
     steps = []
-    original = net._step
+    original = training.Trainer.step
 
-    def checked_step(*args):
-        result = original(*args)
+    def checked_step(trainer, *args):
+        result = original(trainer, *args)
         arrays = {f"param {k}": p for k, p in net.parameters().items()}
         arrays.update({f"grad {k}": g for k, g in net.gradients().items()})
         arrays.update({f"state {k}.{n}": a for k, s in net.optimizer.state.items() for n, a in s.items()
@@ -172,7 +172,7 @@ def test_every_array_keeps_the_model_dtype_after_every_step(case, name: str,
         steps.append(len(arrays))
         return result
 
-    monkeypatch.setattr(net, "_step", checked_step)
+    monkeypatch.setattr(training.Trainer, "step", checked_step)
     net.fit(case.asarray(X), y, loss=loss, optimizer=make_opt(), epochs=2, batch_size=12)
     assert len(steps) == 4  # 2 batches x 2 epochs, each fully checked
     assert net.predict(case.asarray(X)).dtype == case.dtype
