@@ -123,7 +123,8 @@ def mlp_rows(rt: Runtime, opts: Options, peaks: list[dict]) -> list[dict]:
 
 
 def seed_rows(rt: Runtime, opts: Options) -> list[dict]:
-    """The seed net per iteration: portnn vs the article's NumPy loop (with/without the loss read) vs torch."""
+    """The seed net per iteration: portnn vs the article's NumPy loop (with/without the loss read) vs torch, and
+    portnn's own arithmetic as one flat loop (what the layers and training loop around it cost)."""
     iters = opts.seed_iterations()
     hand, tdev = _hand_module(rt), _use_torch(rt, opts)
     thr = opts.threads[0]
@@ -133,6 +134,7 @@ def seed_rows(rt: Runtime, opts: Options) -> list[dict]:
             runs["numpy"] = bench_seed.hand_run(hand, iters, read_loss=False)
             runs["numpy+loss"] = bench_seed.hand_run(hand, iters, read_loss=True)
         runs["portnn"] = bench_seed.portnn_run(rt, iters)
+        runs["portnn-flat"] = bench_seed.flat_run(rt, iters)
         if tdev is not None:
             runs["torch"] = bench_seed.torch_run(tdev, iters)
         times, cpu = interleave(runs, max(opts.repeats, 5), sync=rt.sync)

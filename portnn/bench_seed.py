@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import datasets, recipes
+from . import datasets, host, recipes
 from .bench_runtime import Runtime
 
 LR = 1.0
@@ -38,6 +38,35 @@ def portnn_run(rt: Runtime, iterations: int) -> Callable[[], float]:
 
     def run() -> float:
         return net.fit(X, y, loss=loss, optimizer=opt, epochs=iterations)[-1]
+
+    return run
+
+
+def flat_run(rt: Runtime, iterations: int) -> Callable[[], float]:
+    """portnn's own arithmetic for the seed net written as one flat loop: the same array-API calls in the same
+    order (tanh-form sigmoid, SSE through ``xp.sum``, the loss read on the host, functional updates), with no
+    layers, Trainer or history around them. It ends with bit-identical weights, so portnn / this row is the cost
+    of portnn's structure alone, and this row / hand-written NumPy the cost of its numerics."""
+    xp = rt.xp
+    X_host, y_host = seed_data()
+    X, y = rt.asarray(X_host), rt.asarray(y_host)
+    weights = [rt.asarray(w) for w in seed_weights()]
+
+    def run() -> float:
+        W0, W1 = weights
+        value = 0.0
+        for _ in range(iterations):
+            h = 0.5 + 0.5 * xp.tanh(0.5 * (X @ W0))
+            out = 0.5 + 0.5 * xp.tanh(0.5 * (h @ W1))
+            diff = out - y
+            value = host.to_float(xp.sum(diff * diff))
+            dz = (2.0 * diff) * (out * (1.0 - out))
+            g1 = h.T @ dz
+            dh = (dz @ W1.T) * (h * (1.0 - h))
+            g0 = X.T @ dh
+            W0, W1 = W0 - LR * g0, W1 - LR * g1
+        weights[:] = [W0, W1]
+        return value
 
     return run
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import array_api_extra as xpx
 
+from . import host
+
 
 class Loss:
     """Base class. ``reduction`` says how batch losses combine into an epoch loss: 'sum' or 'mean'."""
@@ -18,6 +20,9 @@ class Loss:
             raise ValueError(
                 f"{type(self).__name__}: y has shape {tuple(y_shape)} but the network outputs shape {tuple(out_shape)}"
             )
+
+    def check_targets(self, y: Any, out_shape: tuple[int, ...], xp: Any) -> None:
+        """Raise ValueError if the values of ``y`` cannot be targets (called once per fit/evaluate, not per step)."""
 
     def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
         raise NotImplementedError
@@ -71,6 +76,13 @@ class SoftmaxCrossEntropy(Loss):
                 f"SoftmaxCrossEntropy: y has shape {tuple(y_shape)}; with logits of shape {tuple(out_shape)} it "
                 f"must be class labels of shape ({out_shape[0]},) or one-hot targets of shape {tuple(out_shape)}"
             )
+
+    def check_targets(self, y: Any, out_shape: tuple[int, ...], xp: Any) -> None:
+        if y.ndim == 1 and y.shape[0] > 0:  # labels: one host read of their range, once per call
+            low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))
+            if low < 0 or high >= out_shape[1]:
+                raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {out_shape[1]}) for "
+                                 f"{out_shape[1]} logits, got labels from {low:g} to {high:g}")
 
     def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
         z = yhat - xp.max(yhat, axis=1, keepdims=True)

@@ -286,6 +286,7 @@ class Sequential:
                              "they need the same number of rows (samples)")
         out_shape = self._check_shapes(tuple(x_all.shape), where)
         loss.check(out_shape, tuple(y_all.shape))
+        loss.check_targets(y_all, out_shape, p.xp)
         if is_floating(p.xp, y_all) or y_all.ndim == len(out_shape):
             y_all = self._float_input(y_all, p)
         return p, x_all, y_all

@@ -32,6 +32,7 @@ def test_hand_written_loops_do_the_same_math_as_portnn():
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)  # float32 rounding of differently ordered sums
     seed_ours = bench_seed.portnn_run(rt, 30)()
     np.testing.assert_allclose(bench_seed.hand_run(np, 30, read_loss=True)(), seed_ours, rtol=1e-12)
+    assert bench_seed.flat_run(rt, 30)() == seed_ours  # the flat row is portnn's arithmetic exactly
 
 
 def test_quick_suite_runs_every_section(tmp_path, capsys):

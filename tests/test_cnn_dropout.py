@@ -92,19 +92,20 @@ def test_dropout_training_matches_numpy_on_every_backend(case64) -> None:
 def test_only_keyed_layers_are_given_the_training_key(numpy64) -> None:
     """Sequential hands (model seed, layer index, epoch, batch) to layers whose class says keyed = True, while
     training only (None in predict); other layers never get one."""
-    seen: list[tuple | None] = []
+    seen: dict[bool, list[tuple | None]] = {True: [], False: []}
 
     class Probe(portnn.Identity):
-        keyed = True
-
         def forward(self, x, xp):
-            seen.append(self.training_key)
+            seen[self.keyed].append(self.training_key)
             return x
 
-    net = portnn.Sequential(portnn.Dense(3, 2), Probe(), portnn.Tanh(), seed=7)
+    class KeyedProbe(Probe):
+        keyed = True
+
+    net = portnn.Sequential(portnn.Dense(3, 2), KeyedProbe(), Probe(), portnn.Tanh(), seed=7)
     X, y = np.ones((6, 3)), np.zeros((6, 2))
     net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=2, batch_size=4, shuffle=False)
-    assert seen == [(7, 1, 0, 0), (7, 1, 0, 1), (7, 1, 1, 0), (7, 1, 1, 1)]
+    assert seen[True] == [(7, 1, 0, 0), (7, 1, 0, 1), (7, 1, 1, 0), (7, 1, 1, 1)]
+    assert seen[False] == [None] * 4
     net.predict(X)
-    assert seen[-1] is None
-    assert net.layers[0].training_key is None and net.layers[2].training_key is None
+    assert seen[True][-1] is None
