@@ -137,6 +137,25 @@ GUARD_NETS = {
 }
 
 
+
+def test_weights_changed_by_the_progress_callback_are_the_ones_trained_on() -> None:
+    """fit carries the optimizer's output from step to step instead of re-reading the layers; a progress callback
+    that edits the model between epochs must still be seen (as if fit had been called twice)."""
+    def flat(net: portnn.Sequential) -> dict[str, np.ndarray]:
+        return {k: np.zeros_like(v) + 0.01 for k, v in net.state_dict().items()}
+
+    kw = {"loss": portnn.SoftmaxCrossEntropy(), "epochs": 1, "batch_size": 32}
+    ref = spiral_net()
+    ref.fit(X_SPIRAL, Y_SPIRAL, optimizer=portnn.SGD(0.1), **kw)
+    ref.load_state_dict(flat(ref))
+    ref.fit(X_SPIRAL, Y_SPIRAL, **kw)
+
+    net = spiral_net()
+    edit = lambda epoch, _loss: net.load_state_dict(flat(net)) if epoch == 1 else None  # noqa: E731
+    net.fit(X_SPIRAL, Y_SPIRAL, optimizer=portnn.SGD(0.1), progress=edit, **{**kw, "epochs": 2})
+    for key, value in ref.state_dict().items():
+        np.testing.assert_array_equal(net.state_dict()[key], value)
+
 @pytest.mark.parametrize("name", GUARD_NETS)
 def test_every_array_keeps_the_model_dtype_after_every_step(case, name: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
