@@ -46,7 +46,7 @@ def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(JSON-able training state, host arrays of the optimizer state keyed 'optim/INDEX.NAME/SLOT')."""
     arrays, counters = {}, {}
     opt = net.optimizer
-    for (i, name), slots in (opt.state.items() if opt is not None else ()):
+    for (i, name), slots in net.optimizer_state.items():
         for slot, value in slots.items():
             if isinstance(value, int):
                 counters.setdefault(f"{i}.{name}", {})[slot] = value
@@ -177,7 +177,7 @@ def _restore_training(net: Sequential, training: dict[str, Any], optim_arrays: d
             if param not in params:
                 raise ValueError(f"optimizer counters name no parameter of the model: {param!r}")
             state.setdefault(params[param][0], {}).update({k: int(v) for k, v in counters.items()})
-        opt.state = state
+        net.optimizer_state = state
         net.optimizer = opt
     net.shuffle_seed = None if training["shuffle_seed"] is None else int(training["shuffle_seed"])
     net.metrics = None if training["metrics"] is None else list(training["metrics"])

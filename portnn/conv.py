@@ -39,11 +39,16 @@ class Conv2D(Layer):
         self.bias, self.init = bool(bias), init
         self._draw = initializer(init)  # fails early on an unknown initialiser name
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": (self.out_channels, self.in_channels, *self.kernel_size)}
+        return {**shapes, "bias": (self.out_channels,)} if self.bias else shapes
+
     def init_params(self, rng: Any) -> dict[str, Any]:
         """Weight from the initialiser (fan-in = in_channels * kh * kw); bias zeros; drawn on the host."""
-        params = {"weight": self._draw(rng, (self.out_channels, self.in_channels, *self.kernel_size))}
+        shapes = self.param_shapes()
+        params = {"weight": self._draw(rng, shapes["weight"])}
         if self.bias:
-            params["bias"] = initializer("zeros")(rng, (self.out_channels,))
+            params["bias"] = initializer("zeros")(rng, shapes["bias"])
         return params
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:

@@ -19,11 +19,16 @@ class Dense(Layer):
         self.in_features, self.out_features, self.bias, self.init = in_features, out_features, bool(bias), init
         self._draw = initializer(init)  # fails early on an unknown initialiser name
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": (self.in_features, self.out_features)}
+        return {**shapes, "bias": (self.out_features,)} if self.bias else shapes
+
     def init_params(self, rng: Any) -> dict[str, Any]:
         """Weight from the chosen initialiser; bias zeros (drawn on the host, identical on every backend)."""
-        params = {"weight": self._draw(rng, (self.in_features, self.out_features))}
+        shapes = self.param_shapes()
+        params = {"weight": self._draw(rng, shapes["weight"])}
         if self.bias:
-            params["bias"] = initializer("zeros")(rng, (self.out_features,))
+            params["bias"] = initializer("zeros")(rng, shapes["bias"])
         return params
 
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:

@@ -170,9 +170,11 @@ def agree(comm: Communicator, where: str, **values: int) -> None:
                          "differ: every rank must call fit with the same data and arguments")
 
 
-def start(net: Any, comm: Communicator, *, rows: int, batch_size: int, epochs: int, shuffle: bool) -> None:
+def start(net: Any, comm: Communicator, *, data: tuple[Any, Any], rows: int, batch_size: int, epochs: int,
+          shuffle: bool) -> None:
     """At the start of ``fit`` on every rank: check that all ranks train alike (same rows, batch size, epochs,
     shuffle and its seed, epoch, parameter count and dtype), then give every rank rank 0's weights."""
+    del data  # (X, y) as fit placed them: compared across ranks by the agreement check (issue 11)
     params = net.parameters().values()
     agree(comm, "fit", rows=rows, batch_size=batch_size, epochs=epochs, shuffle=int(shuffle), epoch=net.epoch,
           shuffle_seed=net.seed if net.shuffle_seed is None else net.shuffle_seed,
@@ -184,9 +186,7 @@ def broadcast_state(net: Any, comm: Communicator) -> None:
     """Give every rank rank 0's parameters and optimizer state arrays (one broadcast of a flat host buffer)."""
     p = net.placement
     params = net.parameters()
-    opt = net.optimizer
-    slots = {(k, s): a for k, state in (opt.state.items() if opt is not None else ())
-             for s, a in state.items() if not isinstance(a, int)}
+    slots = {(k, s): a for k, state in net.optimizer_state.items() for s, a in state.items() if not isinstance(a, int)}
     arrays = {**{("param", k): a for k, a in params.items()}, **{("state", k): a for k, a in slots.items()}}
     if not arrays:
         return
@@ -198,8 +198,8 @@ def broadcast_state(net: Any, comm: Communicator) -> None:
     placed = unpack(comm.broadcast(buffer), arrays, p.xp, p.device, p.dtype)
     net._set_parameters({k: placed[("param", k)] for k in params})
     if slots:
-        opt.state = {k: {s: placed.get(("state", (k, s)), a) for s, a in state.items()}
-                     for k, state in opt.state.items()}
+        net.optimizer_state = {k: {s: placed.get(("state", (k, s)), a) for s, a in state.items()}
+                               for k, state in net.optimizer_state.items()}
 
 
 def gradients(net: Any, xb: Any, yb: Any, xp: Any, batch: int, comm: Communicator) -> tuple[float, Any, Any, dict]:

@@ -38,6 +38,13 @@ def to_float(x: Any) -> float:
     return float(to_numpy(x))
 
 
+def count_non_finite(values: np.ndarray) -> int:
+    """Number of nan/inf entries of a host array (0 for integer arrays)."""
+    if values.dtype.kind not in "fc":
+        return 0
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
 def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
     """Copy host data (NumPy array, list or scalar) into namespace ``xp`` on ``device`` as ``dtype``."""
     data = np.asarray(host)

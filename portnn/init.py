@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -65,6 +66,23 @@ def initializer(name: str) -> Initializer:
 
 
 def draw(layers: list, seed: int) -> list[dict[str, np.ndarray]]:
-    """Initial float64 host parameters of every layer, in order, from one Generator seeded with ``seed``."""
+    """Initial float64 host parameters of every layer, in order, from one Generator seeded with ``seed``.
+
+    Each layer's draw must have the shapes its ``param_shapes()`` declares (a ValueError naming it otherwise); a
+    layer too large for this machine's memory is a MemoryError naming it and its size."""
     rng = np.random.default_rng(seed)
-    return [{k: np.asarray(v, dtype=np.float64) for k, v in layer.init_params(rng).items()} for layer in layers]
+    out = []
+    for i, layer in enumerate(layers):
+        declared = {k: tuple(int(d) for d in s) for k, s in layer.param_shapes().items()}
+        try:
+            params = {k: np.asarray(v, dtype=np.float64) for k, v in layer.init_params(rng).items()}
+        except MemoryError as err:
+            count = sum(math.prod(s) for s in declared.values())
+            raise MemoryError(f"Sequential: layer {i} ({layer!r}) has {count:,} parameters ({count * 8 / 2**30:,.1f} "
+                              "GiB as float64), more than this machine can allocate") from err
+        drawn = {k: tuple(v.shape) for k, v in params.items()}
+        if drawn != declared:
+            raise ValueError(f"Sequential: layer {i} ({layer!r}) drew parameters {drawn} but its param_shapes() "
+                             f"declares {declared}; a layer that overrides init_params must override param_shapes")
+        out.append(params)
+    return out

@@ -25,6 +25,11 @@ class Layer:
         """Draw this layer's initial parameters on the host from ``rng`` (a numpy Generator); none by default."""
         return {}
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of each parameter ``init_params`` draws, known without drawing anything: checkpoints are checked
+        against it before any memory is allocated. A layer that overrides ``init_params`` overrides this too."""
+        return {}
+
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         """Shape of the output for an input of ``shape``; raise ValueError naming ``where`` if it does not fit."""
         return shape

@@ -8,8 +8,8 @@ from . import host, init, training
 from . import metrics as metrics_
 from .layer import Layer
 from .losses import Loss
-from .optimizers import Key, Optimizer
-from .placement import Placement, as_array, backend_name, check_dtype_name, is_floating, namespace_of
+from .optimizers import Key, Optimizer, State
+from .placement import Placement, as_array, backend_name, check_dtype_name, check_seed, is_floating, namespace_of
 
 
 def _check_batch_size(batch_size: int | None, where: str) -> None:
@@ -23,23 +23,41 @@ class Sequential:
     float dtype, float64 for integer data)."""
 
     def __init__(self, *layers: Layer, seed: int = 0, dtype: str | None = None) -> None:
+        self._setup(layers, seed, dtype)
+        for layer, params in zip(self.layers, init.draw(self.layers, self.seed), strict=True):
+            layer.params = params  # host float64 until placed
+
+    @classmethod
+    def from_state_dict(cls, *layers: Layer, state: dict[str, Any], seed: int = 0,
+                        dtype: str | None = None) -> Sequential:
+        """A model of ``layers`` holding the host arrays of ``state`` ('INDEX.NAME' as ``state_dict``), checked
+        against each layer's ``param_shapes()``; nothing is drawn (``seed`` still keys shuffles and dropout)."""
+        net = cls.__new__(cls)
+        net._setup(layers, seed, dtype)
+        for layer in net.layers:
+            layer.params = {}
+        net.load_state_dict(state)
+        return net
+
+    def _setup(self, layers: tuple[Layer, ...], seed: int, dtype: str | None) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: layer {i} must be a portnn Layer, got {type(layer).__name__}")
         self.layers = list(layers)
         self._keyed = [i for i, layer in enumerate(self.layers) if layer.keyed]  # layers drawing host randomness
-        self.seed = int(seed)
+        self.seed = check_seed(seed, "Sequential: seed")
         self.dtype = check_dtype_name(dtype, "Sequential")
         self.placement: Placement | None = None
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
+        # the optimizer's state for THIS model, keyed (layer index, name): an optimizer object holds only its
+        # hyper-parameters, so one passed to two models never mixes their states
+        self.optimizer_state: State = {}
         self.metrics: list[str] | None = None
         self.shuffle_seed: int | None = None  # the seed given to fit; kept so a resumed fit shuffles the same way
         self.epoch = 0
         self.history: dict[str, list[float]] = {}  # every epoch so far: 'loss', 'accuracy', 'val_loss', ...
         self.info: dict[str, Any] = {}  # JSON-able notes saved with checkpoints (e.g. the CLI's example name)
-        for layer, params in zip(self.layers, init.draw(self.layers, self.seed), strict=True):
-            layer.params = params  # host float64 until placed
 
     # ---- parameters -------------------------------------------------------------------------------------
     def parameters(self) -> dict[Key, Any]:
@@ -59,8 +77,13 @@ class Sequential:
         return {f"{i}.{name}": host.to_numpy(p) for (i, name), p in self.parameters().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replace every parameter from host arrays keyed 'INDEX.NAME'; all are checked before any is changed."""
-        expected = {f"{i}.{name}": (i, name, tuple(p.shape)) for (i, name), p in self.parameters().items()}
+        """Replace every parameter from host arrays keyed 'INDEX.NAME'; all are checked (keys, shapes against each
+        layer's ``param_shapes()``, real dtypes, finite values) before any is changed."""
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict: state must be a dict of arrays keyed 'INDEX.NAME', got "
+                            f"{type(state).__name__}")
+        expected = {f"{i}.{name}": (i, name, tuple(shape)) for i, layer in enumerate(self.layers)
+                    for name, shape in layer.param_shapes().items()}
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or extra:
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
@@ -71,6 +94,10 @@ class Sequential:
                 raise ValueError(f"load_state_dict: {key!r} has shape {tuple(value.shape)}, layer {i} needs {shape}")
             if value.dtype.kind not in "iuf":
                 raise TypeError(f"load_state_dict: {key!r} has dtype {value.dtype}, expected a real number dtype")
+            bad = host.count_non_finite(value)
+            if bad:
+                raise ValueError(f"load_state_dict: {key!r} has {bad} non-finite value(s) (nan or inf) of "
+                                 f"{value.size}; a model never holds non-finite parameters")
             new[(i, name)] = self._place_host(value)
         self._set_parameters(new)
 
@@ -105,13 +132,11 @@ class Sequential:
         if params and next(iter(params.values())).dtype != target.dtype:  # JAX without x64 gives float32
             raise RuntimeError(f"{backend_name(target.xp)} cannot hold {target.dtype_name} here "
                                "(for JAX, set JAX_ENABLE_X64=1 before importing jax)")
-        state = None
-        if self.optimizer is not None:  # Python ints (step counters) stay as they are
-            state = {k: {n: a if isinstance(a, int) else move(a) for n, a in s.items()}
-                     for k, s in self.optimizer.state.items()}
+        # Python ints (step counters) stay as they are
+        state = {k: {n: a if isinstance(a, int) else move(a) for n, a in s.items()}
+                 for k, s in self.optimizer_state.items()}
         self._set_parameters(params)
-        if state is not None:
-            self.optimizer.state = state
+        self.optimizer_state = state
         for layer in self.layers:
             layer.grads = {}
         self.placement = target
@@ -199,10 +224,8 @@ class Sequential:
         names = self._metric_names(loss, metrics, "fit")
         p, x_all, y_all = self._training_data(X, y, loss, "fit")
         val = self._validation_data(validation_data, loss)
-        if self.optimizer is not optimizer:
-            optimizer.state = {}
-        if not optimizer.state:
-            optimizer.state = optimizer.init_state(self.parameters(), p.xp, p.device)
+        if self.optimizer is not optimizer or not self.optimizer_state:  # a new optimizer starts from fresh state
+            self.optimizer_state = optimizer.init_state(self.parameters(), p.xp, p.device)
         self.loss, self.optimizer, self.metrics = loss, optimizer, names
         if seed is not None:
             self.shuffle_seed = int(seed)
@@ -215,7 +238,8 @@ class Sequential:
                                                  names=names, validate=validate, progress=progress)
         from . import distributed
 
-        distributed.start(self, communicator, rows=n, batch_size=size, epochs=epochs, shuffle=shuffle)
+        distributed.start(self, communicator, data=(x_all, y_all), rows=n, batch_size=size, epochs=epochs,
+                          shuffle=shuffle)
         trainer = training.Trainer(self, p, lambda xb, yb, b: distributed.gradients(self, xb, yb, p.xp, b,
                                                                                     communicator))
         return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, names=names, validate=validate,

@@ -90,16 +90,16 @@ class Trainer:
             if self.last_good is not None:  # the weights this batch saw came from a step that went wrong
                 for key, layer, name in self.slots:
                     layer.params[name] = self.last_good[0][key]
-                optimizer.state = self.last_good[1]
+                self.net.optimizer_state = self.last_good[1]
             raise FloatingPointError(
                 f"fit: loss is {value} at epoch {self.net.epoch + 1}, batch {batch + 1}; the model is rolled back "
                 "to the weights of the last step whose loss was finite (lower the learning rate or check the data)")
         params = self.params or {key: layer.params[name] for key, layer, name in self.slots}
-        new, state = optimizer.update(params, grads, optimizer.state)
+        new, state = optimizer.update(params, grads, self.net.optimizer_state)
         for key, layer, name in self.slots:
             layer.params[name] = new[key]
-        self.last_good, self.params = (params, optimizer.state), new
-        optimizer.state = state
+        self.last_good, self.params = (params, self.net.optimizer_state), new
+        self.net.optimizer_state = state
         return value, out, yb
 
     def run(self, X: Any, y: Any, *, epochs: int, size: int, shuffle: bool, names: list[str],

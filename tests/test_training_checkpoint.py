@@ -43,11 +43,11 @@ def test_save_load_keeps_the_whole_training_state(tmp_path: Path) -> None:
     assert type(back.loss) is portnn.SoftmaxCrossEntropy
     assert type(back.optimizer) is portnn.Adam
     assert back.optimizer.config() == net.optimizer.config()
-    assert back.optimizer.state.keys() == net.optimizer.state.keys()
-    for key, slots in net.optimizer.state.items():
-        assert back.optimizer.state[key]["step"] == slots["step"] == 18  # 90 samples / 16 -> 6 steps x 3 epochs
+    assert back.optimizer_state.keys() == net.optimizer_state.keys()
+    for key, slots in net.optimizer_state.items():
+        assert back.optimizer_state[key]["step"] == slots["step"] == 18  # 90 samples / 16 -> 6 steps x 3 epochs
         for slot in ("m", "v"):
-            np.testing.assert_array_equal(back.optimizer.state[key][slot], portnn.to_numpy(slots[slot]))
+            np.testing.assert_array_equal(back.optimizer_state[key][slot], portnn.to_numpy(slots[slot]))
     assert (back.epoch, back.shuffle_seed, back.metrics, back.info) == (3, 9, ["accuracy"], {"note": "hello"})
     assert back.history == net.history
     assert len(back.history["val_accuracy"]) == 3
@@ -77,8 +77,8 @@ def test_resume_in_a_new_process_equals_uninterrupted_bit_for_bit(tmp_path: Path
     assert resumed.history == whole.history  # every loss and metric, as Python floats
     for k, v in whole.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[k], v)
-    for key, slots in whole.optimizer.state.items():
-        np.testing.assert_array_equal(resumed.optimizer.state[key]["v"], slots["v"])
+    for key, slots in whole.optimizer_state.items():
+        np.testing.assert_array_equal(resumed.optimizer_state[key]["v"], slots["v"])
 
 
 @pytest.fixture(scope="module")

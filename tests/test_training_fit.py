@@ -90,7 +90,7 @@ def test_a_new_optimizer_starts_from_fresh_state() -> None:
     net = spiral_net()
     net.fit(X_SPIRAL, Y_SPIRAL, loss=portnn.SoftmaxCrossEntropy(), optimizer=portnn.Adam(0.01), epochs=1)
     net.fit(X_SPIRAL, Y_SPIRAL, optimizer=portnn.Adam(0.01), epochs=1)
-    assert all(s["step"] == 1 for s in net.optimizer.state.values())
+    assert all(s["step"] == 1 for s in net.optimizer_state.values())
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
@@ -178,7 +178,7 @@ def test_every_array_keeps_the_model_dtype_after_every_step(case, name: str,
         result = original(trainer, *args)
         arrays = {f"param {k}": p for k, p in net.parameters().items()}
         arrays.update({f"grad {k}": g for k, g in net.gradients().items()})
-        arrays.update({f"state {k}.{n}": a for k, s in net.optimizer.state.items() for n, a in s.items()
+        arrays.update({f"state {k}.{n}": a for k, s in net.optimizer_state.items() for n, a in s.items()
                        if not isinstance(a, int)})
         for i, layer in enumerate(net.layers):
             arrays.update({f"layer {i} {type(layer).__name__}.{n}": a for n, a in _float_arrays(layer).items()})
@@ -210,7 +210,7 @@ def test_non_finite_loss_rolls_back_weights_and_optimizer_state(case64) -> None:
                 batch_size=4, shuffle=False)
     for k, v in start.items():
         np.testing.assert_array_equal(net.state_dict()[k], v)
-    for slots in net.optimizer.state.values():
+    for slots in net.optimizer_state.values():
         assert slots["step"] == 0
         assert not np.any(portnn.to_numpy(slots["m"]))
         assert not np.any(portnn.to_numpy(slots["v"]))

@@ -125,7 +125,7 @@ def test_state_moves_with_the_model(make) -> None:
     net.fit(X, y, loss=portnn.SoftmaxCrossEntropy(), optimizer=make(), epochs=3, batch_size=16)
     net.to("array_api_strict", "device1")
     xp, device = net.placement.xp, net.placement.device
-    for slots in net.optimizer.state.values():
+    for slots in net.optimizer_state.values():
         for name, value in slots.items():
             if name == "step":
                 assert value == 3 * 4  # 60 samples in batches of 16: 4 steps per epoch
