@@ -50,6 +50,10 @@ class Optimizer:
         """Fresh state for ``params``: zero slots with each parameter's shape and dtype, on ``device``."""
         return {}
 
+    def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(array slots, integer counters) that ``init_state`` gives every parameter, e.g. (('m', 'v'), ('step',))."""
+        return (), ()
+
     def update(self, params: dict[Key, Any], grads: dict[Key, Any], state: State) -> tuple[dict[Key, Any], State]:
         """Return (new params, new state) for one step; inputs are left untouched."""
         raise NotImplementedError
@@ -87,6 +91,9 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0.0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.nesterov = nesterov
+
+    def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (("velocity",) if self.momentum else ()), ()
 
     def init_state(self, params: dict[Key, Any], xp: Any, device: Any) -> State:
         if self.momentum == 0.0:
@@ -126,6 +133,9 @@ class Adam(Optimizer):
         self.betas = (_number("Adam", "betas[0]", betas[0], 0.0, 1.0), _number("Adam", "betas[1]", betas[1], 0.0, 1.0))
         self.eps = _positive("Adam", "eps", eps)
         self.weight_decay = _number("Adam", "weight_decay", weight_decay, 0.0)
+
+    def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("m", "v"), ("step",)
 
     def init_state(self, params: dict[Key, Any], xp: Any, device: Any) -> State:
         return {k: {"m": xp.zeros(p.shape, dtype=p.dtype, device=device),
