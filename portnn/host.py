@@ -38,6 +38,13 @@ def to_float(x: Any) -> float:
     return float(to_numpy(x))
 
 
+def to_bool(x: Any) -> bool:
+    """A 0-d backend boolean array as a Python bool (one device-to-host transfer)."""
+    if type(x) in (np.ndarray, np.bool_):
+        return bool(x)
+    return bool(to_numpy(x))
+
+
 def count_non_finite(values: np.ndarray) -> int:
     """Number of nan/inf entries of a host array (0 for integer arrays)."""
     if values.dtype.kind not in "fc":

@@ -7,6 +7,7 @@ from typing import Any
 import array_api_extra as xpx
 
 from . import host
+from .placement import dtype_label
 
 
 class Loss:
@@ -23,6 +24,14 @@ class Loss:
 
     def check_targets(self, y: Any, out_shape: tuple[int, ...], xp: Any) -> None:
         """Raise ValueError if the values of ``y`` cannot be targets (called once per fit/evaluate, not per step)."""
+
+    def _in_unit_interval(self, y: Any, xp: Any, what: str) -> None:
+        """ValueError unless every value of ``y`` lies in [0, 1] (one host read of its range)."""
+        if xp.isdtype(y.dtype, "bool"):
+            return
+        low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"{type(self).__name__}: {what} must lie in [0, 1], got values from {low:g} to {high:g}")
 
     def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
         raise NotImplementedError
@@ -76,13 +85,23 @@ class SoftmaxCrossEntropy(Loss):
                 f"SoftmaxCrossEntropy: y has shape {tuple(y_shape)}; with logits of shape {tuple(out_shape)} it "
                 f"must be class labels of shape ({out_shape[0]},) or one-hot targets of shape {tuple(out_shape)}"
             )
+        if out_shape[1] < 2:
+            raise ValueError(f"SoftmaxCrossEntropy: the network outputs {out_shape[1]} logit per sample (shape "
+                             f"{tuple(out_shape)}); a softmax needs at least 2 classes: for one output use "
+                             "BinaryCrossEntropy")
 
     def check_targets(self, y: Any, out_shape: tuple[int, ...], xp: Any) -> None:
-        if y.ndim == 1 and y.shape[0] > 0:  # labels: one host read of their range, once per call
-            low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))
-            if low < 0 or high >= out_shape[1]:
-                raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {out_shape[1]}) for "
-                                 f"{out_shape[1]} logits, got labels from {low:g} to {high:g}")
+        if y.ndim == 2:  # one-hot or soft targets: probabilities
+            self._in_unit_interval(y, xp, "one-hot targets y")
+            return
+        if not xp.isdtype(y.dtype, "integral"):  # bool or float labels would be silently cast or one-hot wrongly
+            raise TypeError(f"SoftmaxCrossEntropy: class labels y (shape {tuple(y.shape)}) must have an integer "
+                            f"dtype, got {dtype_label(y.dtype)}; convert them (e.g. y.astype(int)) or pass one-hot "
+                            f"targets of shape ({y.shape[0]}, {out_shape[1]})")
+        low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))  # one host read of the range, once per call
+        if low < 0 or high >= out_shape[1]:
+            raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {out_shape[1]}) for "
+                             f"{out_shape[1]} logits, got labels from {low:g} to {high:g}")
 
     def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
         z = yhat - xp.max(yhat, axis=1, keepdims=True)
@@ -99,6 +118,9 @@ class BinaryCrossEntropy(Loss):
     """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1], both of shape (batch, k).
 
     Computed from logits as max(z, 0) - z*y + log(1 + exp(-|z|)), which neither overflows nor takes log(0)."""
+
+    def check_targets(self, y: Any, out_shape: tuple[int, ...], xp: Any) -> None:
+        self._in_unit_interval(y, xp, "targets y")
 
     def forward(self, yhat: Any, y: Any, xp: Any) -> Any:
         self.z, self.target = yhat, y

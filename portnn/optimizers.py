@@ -2,7 +2,8 @@
 
 Parameters, gradients and state are keyed by (layer index, name), never by ``id()``. A state entry maps slot names
 to arrays in the parameters' namespace, on their device, in their dtype ('velocity'; 'm', 'v'), plus Python int
-step counters ('step'), so bias corrections are Python floats, identical on every backend.
+step counters ('step'), so bias corrections are Python floats, identical on every backend. The state belongs to the
+model being trained (``Sequential.optimizer_state``), never to the optimizer object.
 """
 
 from __future__ import annotations
@@ -41,10 +42,16 @@ def _positive(owner: str, name: str, value: Any) -> float:
 
 
 class Optimizer:
-    """Base class. ``state`` maps a key to a dict of slots; ``update`` is pure, the model commits its result."""
+    """Base class: hyper-parameters only (the state of each model's training lives on that model, so one optimizer
+    may serve several models). ``update`` is pure; the model commits its result. Every hyper-parameter is checked
+    and coerced (to a Python float) whenever it is set, in the constructor or later (``opt.lr = 0.01``)."""
 
-    def __init__(self) -> None:
-        self.state: State = {}
+    def _check(self, name: str, value: Any) -> Any:
+        """The checked value of hyper-parameter ``name`` (unknown names pass through unchanged)."""
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, self._check(name, value))
 
     def init_state(self, params: dict[Key, Any], xp: Any, device: Any) -> State:
         """Fresh state for ``params``: zero slots with each parameter's shape and dtype, on ``device``."""
@@ -82,15 +89,28 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
-        super().__init__()
-        self.lr = _positive("SGD", "lr", lr)
-        self.momentum = _number("SGD", "momentum", momentum, 0.0, 1.0)
-        self.weight_decay = _number("SGD", "weight_decay", weight_decay, 0.0)
         if not isinstance(nesterov, bool):
             raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
-        if nesterov and self.momentum == 0.0:
+        if nesterov and not float(momentum) > 0.0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
-        self.nesterov = nesterov
+        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name == "lr":
+            return _positive("SGD", "lr", value)
+        if name == "momentum":
+            value = _number("SGD", "momentum", value, 0.0, 1.0)
+            if value == 0.0 and getattr(self, "nesterov", False):
+                raise ValueError("SGD: momentum must stay > 0 while nesterov=True")
+            return value
+        if name == "weight_decay":
+            return _number("SGD", "weight_decay", value, 0.0)
+        if name == "nesterov":
+            if not isinstance(value, bool):
+                raise TypeError(f"SGD: nesterov must be True or False, got {value!r}")
+            if value and getattr(self, "momentum", 0.0) == 0.0:
+                raise ValueError("SGD: nesterov=True needs momentum > 0")
+        return value
 
     def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (("velocity",) if self.momentum else ()), ()
@@ -126,13 +146,18 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        super().__init__()
-        self.lr = _positive("Adam", "lr", lr)
-        if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_number("Adam", "betas[0]", betas[0], 0.0, 1.0), _number("Adam", "betas[1]", betas[1], 0.0, 1.0))
-        self.eps = _positive("Adam", "eps", eps)
-        self.weight_decay = _number("Adam", "weight_decay", weight_decay, 0.0)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name in ("lr", "eps"):
+            return _positive("Adam", name, value)
+        if name == "betas":
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {value!r}")
+            return (_number("Adam", "betas[0]", value[0], 0.0, 1.0), _number("Adam", "betas[1]", value[1], 0.0, 1.0))
+        if name == "weight_decay":
+            return _number("Adam", "weight_decay", value, 0.0)
+        return value
 
     def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return ("m", "v"), ("step",)

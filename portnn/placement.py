@@ -38,6 +38,11 @@ def backend_name(xp: Any) -> str:
     return getattr(xp, "__name__", repr(xp))
 
 
+def dtype_label(dtype: Any) -> str:
+    """A dtype as a short name for messages: 'float32', not 'torch.float32' or 'array_api_strict.float32'."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
 def check_dtype_name(dtype: str | None, where: str) -> str | None:
     """Validate a user-given dtype name ('float32', 'float64' or None)."""
     if dtype is not None and str(dtype) not in FLOAT_DTYPES:
@@ -79,6 +84,9 @@ def as_array(data: Any, name: str, default: Placement | None) -> Any:
     if array_api_compat.is_array_api_obj(data):
         return data
     values = host.as_host_array(data, name)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{name} holds {values.dtype} values ({type(data).__name__}); portnn computes on real numbers "
+                        "(bool, integer or real floating), convert it first")
     if default is None:
         return values
     return host.from_numpy(values, default.xp, device=default.device, dtype=None if values.dtype.kind in "iub"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from . import host, init, training
+from . import checks, host, init, training
 from . import metrics as metrics_
 from .layer import Layer
 from .losses import Loss
 from .optimizers import Key, Optimizer, State
 from .placement import Placement, as_array, backend_name, check_dtype_name, check_seed, is_floating, namespace_of
-
-
-def _check_batch_size(batch_size: int | None, where: str) -> None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
-        raise ValueError(f"{where}: batch_size must be a positive int or None, got {batch_size!r}")
 
 
 class Sequential:
@@ -141,24 +137,29 @@ class Sequential:
             layer.grads = {}
         self.placement = target
 
-    def _resolve(self, arrays: dict[str, Any], where: str) -> tuple[Placement, dict[str, Any]]:
-        """Resolve namespace/device/dtype once for a public call; place parameters on first use."""
+    def _resolve(self, arrays: dict[str, Any], where: str) -> tuple[Any, Any, dict[str, Any]]:
+        """(xp, device, arrays) of a public call's data: one namespace and device, the model's if it is placed, and
+        real finite numbers in at least one row; checked before anything is computed or placed."""
         arrays = {name: as_array(a, name, self.placement) for name, a in arrays.items()}
         xp, device = namespace_of(arrays, where)
         first = next(iter(arrays))
+        p = self.placement
+        if p is not None and xp is not p.xp:
+            raise TypeError(f"{where}: {first} is a {backend_name(xp)} array but the model lives in "
+                            f"{p.describe()}; call model.to(...) or pass {backend_name(p.xp)} arrays")
+        if p is not None and device != p.device:
+            raise ValueError(f"{where}: {first} is on device {device} but the model is on {p.device}; "
+                             "move the data or call model.to(...)")
+        checks.data(arrays, where, xp)
+        return xp, device, arrays
+
+    def _place(self, xp: Any, device: Any, x: Any) -> Placement:
+        """The model's placement; on first use, in x's namespace and device as the model's or x's float dtype."""
         if self.placement is None:
-            x = arrays[first]
             dtype = self.dtype or (("float32" if x.dtype == xp.float32 else "float64") if is_floating(xp, x)
                                    else "float64")
             self._move(Placement(xp, device, getattr(xp, dtype)))
-        p = self.placement
-        if xp is not p.xp:
-            raise TypeError(f"{where}: {first} is a {backend_name(xp)} array but the model lives in "
-                            f"{p.describe()}; call model.to(...) or pass {backend_name(p.xp)} arrays")
-        if device != p.device:
-            raise ValueError(f"{where}: {first} is on device {device} but the model is on {p.device}; "
-                             "move the data or call model.to(...)")
-        return p, arrays
+        return self.placement
 
     # ---- computation ------------------------------------------------------------------------------------
     def _check_shapes(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
@@ -183,11 +184,20 @@ class Sequential:
         return x if x.dtype == p.dtype else p.xp.astype(x, p.dtype)
 
     def predict(self, X: Any) -> Any:
-        """Network output for X of shape (batch, features), in X's namespace and on its device."""
-        p, arrays = self._resolve({"X": X}, "predict")
-        x = self._float_input(arrays["X"], p)
-        self._check_shapes(tuple(x.shape), "predict")
-        return self._forward(x, p.xp)
+        """Network output for X of shape (batch, features), in X's namespace and on its device.
+
+        X must hold finite real numbers; an output that overflows to nan or inf is a FloatingPointError, never
+        returned (two host reads per call: the input check and the output check)."""
+        xp, device, arrays = self._resolve({"X": X}, "predict")
+        self._check_shapes(tuple(arrays["X"].shape), "predict")
+        p = self._place(xp, device, arrays["X"])
+        out = self._forward(self._float_input(arrays["X"], p), p.xp)
+        if not host.to_bool(xp.all(xp.isfinite(out))):
+            rows = host.to_numpy(xp.any(~xp.isfinite(xp.reshape(out, (out.shape[0], -1))), axis=1)).nonzero()[0]
+            raise FloatingPointError(f"predict: the output is not finite (nan or inf) for {rows.size} of "
+                                     f"{out.shape[0]} rows, the first row {int(rows[0])}: these inputs overflow the "
+                                     "model's arithmetic")
+        return out
 
     def fit(
         self,
@@ -220,10 +230,11 @@ class Sequential:
         data-parallel: rank 0's weights are broadcast, each rank computes on its rows of every global batch (the
         same batches as one process) and one Allreduce per step sums the gradients, so all ranks end with the same
         weights as single-process training. None (the default) is the single-process path."""
-        loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed)
+        loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed, shuffle, progress,
+                                                    communicator)
         names = self._metric_names(loss, metrics, "fit")
-        p, x_all, y_all = self._training_data(X, y, loss, "fit")
-        val = self._validation_data(validation_data, loss)
+        p, x_all, y_all, val = self._training_data(X, y, loss, "fit", self._validation_arrays(validation_data))
+        previous = self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state
         if self.optimizer is not optimizer or not self.optimizer_state:  # a new optimizer starts from fresh state
             self.optimizer_state = optimizer.init_state(self.parameters(), p.xp, p.device)
         self.loss, self.optimizer, self.metrics = loss, optimizer, names
@@ -232,14 +243,19 @@ class Sequential:
 
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
-        validate = None if val is None else (lambda: self._evaluate(*val, loss, names, batch_size, p))
+        validate = None if val is None else (lambda: self._evaluate(*val, loss, names, batch_size, p,
+                                                                    "fit (validation_data)"))
         if communicator is None:
             return training.Trainer(self, p).run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle,
                                                  names=names, validate=validate, progress=progress)
         from . import distributed
 
-        distributed.start(self, communicator, data=(x_all, y_all), rows=n, batch_size=size, epochs=epochs,
-                          shuffle=shuffle)
+        try:  # every rank checks that all agree on the data and settings before any training
+            distributed.start(self, communicator, data=(x_all, y_all), rows=n, batch_size=size, epochs=epochs,
+                              shuffle=shuffle)
+        except BaseException:
+            self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state = previous
+            raise
         trainer = training.Trainer(self, p, lambda xb, yb, b: distributed.gradients(self, xb, yb, p.xp, b,
                                                                                     communicator))
         return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, names=names, validate=validate,
@@ -253,20 +269,24 @@ class Sequential:
         loss = loss or self.loss
         if not isinstance(loss, Loss):
             raise TypeError(f"evaluate: needs a portnn loss: pass loss= or call fit first, got {loss!r}")
-        _check_batch_size(batch_size, "evaluate")
+        checks.positive_int(batch_size, "batch_size", "evaluate", optional=True)
         names = self._metric_names(loss, metrics, "evaluate")
-        p, x_all, y_all = self._training_data(X, y, loss, "evaluate")
-        return self._evaluate(x_all, y_all, loss, names, batch_size, p)
+        p, x_all, y_all, _ = self._training_data(X, y, loss, "evaluate")
+        return self._evaluate(x_all, y_all, loss, names, batch_size, p, "evaluate")
 
     def _evaluate(self, x_all: Any, y_all: Any, loss: Loss, names: list[str], batch_size: int | None,
-                  p: Placement) -> dict[str, float]:
+                  p: Placement, where: str) -> dict[str, float]:
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
         per_sample, threshold = loss.reduction != "sum", metrics_.threshold(loss)
-        total, sums = 0.0, dict.fromkeys(names, 0.0)
+        total, sums, start = 0.0, dict.fromkeys(names, 0.0), 0
         for xb, yb in training.batches(x_all, y_all, size, p):
             out = self._forward(xb, p.xp)
             value = host.to_float(loss.forward(out, yb, p.xp))
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{where}: loss is {value} on rows {start} to {start + xb.shape[0] - 1}: "
+                                         "the model's outputs overflow on these inputs")
+            start += xb.shape[0]
             total += value * xb.shape[0] if per_sample else value
             sums = {name: sums[name] + host.to_float(metrics_.METRICS[name](out, yb, p.xp, threshold))
                     for name in names}
@@ -279,41 +299,60 @@ class Sequential:
             return list(self.metrics)
         return metrics_.defaults(loss)
 
-    def _validation_data(self, validation_data: Any, loss: Loss) -> tuple[Any, Any] | None:
+    def _validation_arrays(self, validation_data: Any) -> tuple[Any, Any] | None:
         if validation_data is None:
             return None
         if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
             raise TypeError(f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}")
-        _, xv, yv = self._training_data(*validation_data, loss, "fit(validation_data)")
-        return xv, yv
+        return validation_data[0], validation_data[1]
 
     def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
-                             batch_size: int | None, seed: int | None) -> tuple[Loss, Optimizer]:
+                             batch_size: int | None, seed: int | None, shuffle: bool, progress: Any,
+                             communicator: Any) -> tuple[Loss, Optimizer]:
         loss, optimizer = loss or self.loss, optimizer or self.optimizer
         if not isinstance(loss, Loss):
             raise TypeError(f"fit: loss must be a portnn loss such as portnn.SSE(), got {loss!r}")
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"fit: optimizer must be a portnn optimizer such as portnn.SGD(lr=0.1), got {optimizer!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
-        _check_batch_size(batch_size, "fit")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"fit: seed must be an int or None, got {seed!r}")
+        checks.positive_int(epochs, "epochs", "fit", zero=True)
+        checks.positive_int(batch_size, "batch_size", "fit", optional=True)
+        if seed is not None:
+            check_seed(seed, "fit: seed")
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        checks.callable_or_none(progress, "progress", "fit")
+        if communicator is not None and not all(hasattr(communicator, a) for a in ("rank", "size", "allreduce")):
+            raise TypeError(f"fit: communicator must be a portnn.distributed communicator or None, got "
+                            f"{type(communicator).__name__}")
         return loss, optimizer
 
-    def _training_data(self, X: Any, y: Any, loss: Loss, where: str) -> tuple[Placement, Any, Any]:
-        """Resolve (X, y) once: same backend/device as the model, row counts and shapes checked, floats cast."""
-        p, arrays = self._resolve({"X": X, "y": y}, where)
-        x_all, y_all = self._float_input(arrays["X"], p), arrays["y"]
-        if x_all.ndim < 2 or y_all.ndim < 1 or x_all.shape[0] != y_all.shape[0]:
-            raise ValueError(f"{where}: X has shape {tuple(x_all.shape)} and y has shape {tuple(y_all.shape)}; "
-                             "they need the same number of rows (samples)")
-        out_shape = self._check_shapes(tuple(x_all.shape), where)
-        loss.check(out_shape, tuple(y_all.shape))
-        loss.check_targets(y_all, out_shape, p.xp)
-        if is_floating(p.xp, y_all) or y_all.ndim == len(out_shape):
-            y_all = self._float_input(y_all, p)
-        return p, x_all, y_all
+    def _training_data(self, X: Any, y: Any, loss: Loss, where: str,
+                       validation: tuple[Any, Any] | None = None) -> tuple[Placement, Any, Any, Any]:
+        """(placement, X, y, (X_val, y_val) or None), resolved once: one backend and device with the model, real
+        finite values, row counts and shapes checked against the layers and the loss, all before the model is placed;
+        floats cast to its dtype."""
+        named = {"X": X, "y": y} if validation is None else {"X": X, "y": y, "X_val": validation[0],
+                                                            "y_val": validation[1]}
+        xp, device, arrays = self._resolve(named, where)
+        pairs = [("X", "y")] + ([("X_val", "y_val")] if validation is not None else [])
+        out_ndim = {}
+        for xn, yn in pairs:
+            xa, ya = arrays[xn], arrays[yn]
+            if xa.ndim < 2 or ya.ndim < 1 or xa.shape[0] != ya.shape[0]:
+                raise ValueError(f"{where}: {xn} has shape {tuple(xa.shape)} and {yn} has shape {tuple(ya.shape)}; "
+                                 "they need the same number of rows (samples)")
+            out_shape = self._check_shapes(tuple(xa.shape), f"{where}" if xn == "X" else f"{where} ({xn})")
+            loss.check(out_shape, tuple(ya.shape))
+            loss.check_targets(ya, out_shape, xp)
+            out_ndim[yn] = len(out_shape)
+        p = self._place(xp, device, arrays["X"])
+        cast = {}
+        for xn, yn in pairs:
+            cast[xn] = self._float_input(arrays[xn], p)
+            targets = is_floating(p.xp, arrays[yn]) or arrays[yn].ndim == out_ndim[yn]  # not class labels
+            cast[yn] = self._float_input(arrays[yn], p) if targets else arrays[yn]
+        val = (cast["X_val"], cast["y_val"]) if validation is not None else None
+        return p, cast["X"], cast["y"], val
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

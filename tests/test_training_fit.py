@@ -95,10 +95,11 @@ def test_a_new_optimizer_starts_from_fresh_state() -> None:
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"validation_data": X_VAL}, TypeError, "fit: validation_data must be a pair"),
-    ({"validation_data": (X_VAL, Y_VAL[:5])}, ValueError, r"fit\(validation_data\): X has shape \(30, 2\) and y"),
+    ({"validation_data": (X_VAL, Y_VAL[:5])}, ValueError, r"fit: X_val has shape \(30, 2\) and y_val has shape \(5,\)"),
     ({"metrics": ["f1"]}, ValueError, r"fit: unknown metrics \['f1'\]; known: accuracy"),
     ({"metrics": "accuracy"}, TypeError, "fit: metrics must be a list of names"),
-    ({"seed": 1.5}, TypeError, "fit: seed must be an int or None, got 1.5"),
+    ({"seed": 1.5}, TypeError, r"fit: seed must be a non-negative int, got 1.5 \(float\)"),
+    ({"seed": -1}, ValueError, r"fit: seed must be a non-negative int, got -1"),
 ])
 def test_bad_fit_arguments_change_nothing(kwargs: dict, error: type, message: str) -> None:
     net = spiral_net()
