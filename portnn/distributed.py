@@ -2,7 +2,14 @@
 each global batch, and one Allreduce of a flat host buffer sums the weighted gradients (and the loss) of all ranks.
 
 Launch with ``mpiexec -n 4 python -m mpi4py -m portnn train --distributed`` (``python -m mpi4py`` makes an exception
-on one rank abort the whole job instead of leaving the others waiting in a collective).
+on one rank abort the whole job instead of leaving the others waiting in a collective). A rank that stalls without
+raising (stopped, swapping, a dead node) still leaves the others waiting: bound the job with the launcher
+(MPICH: ``MPIEXEC_TIMEOUT=600 mpiexec ...``; Open MPI: ``mpiexec --timeout 600 ...``).
+
+At the start of every ``fit`` the ranks compare, in one Allgather of a small int64 vector, a 64-bit hash of each
+thing that decides the result (``FIELDS``: the data, the architecture, the loss, the optimizer and its
+hyper-parameters, batch size, epochs, seeds, ...); any difference raises ``RanksDisagree`` on every rank, naming
+the first differing field and two ranks' values, before any weight is touched.
 
 Arrays on any backend/device are staged through host NumPy buffers (``portnn.host``): one device-to-host and one
 host-to-device copy of the flat gradient buffer per step. The PyPI MPI wheels are built without CUDA, so this is
@@ -17,12 +24,15 @@ to the same weights, so the weights stay bit-identical across ranks.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any
 
 import numpy as np
 
 from . import host
+from .placement import backend_name
 
 MPI_HINT = 'distributed training over MPI needs mpi4py and an MPI library: pip install "portnn[mpi]"'
 
@@ -45,6 +55,12 @@ class Communicator:
         """A new array holding rank ``root``'s ``buffer`` (same shape and dtype on every rank)."""
         raise NotImplementedError
 
+    def allgather(self, buffer: np.ndarray) -> np.ndarray:
+        """A new (size, length) array whose row r is rank r's ``buffer`` (same length and dtype on every rank),
+        the same on every rank. This default takes one broadcast per rank; MPI does it in one collective."""
+        buffer = _check_buffer(buffer, f"{type(self).__name__}.allgather")
+        return np.stack([self.broadcast(buffer, root=r) for r in range(self.size)])
+
     def barrier(self) -> None:
         """Return once every rank has called it."""
         raise NotImplementedError
@@ -63,6 +79,9 @@ class SingleProcess(Communicator):
         if root != 0:
             raise ValueError(f"SingleProcess.broadcast: root must be 0 in a group of one, got {root}")
         return np.array(buffer, copy=True)
+
+    def allgather(self, buffer: np.ndarray) -> np.ndarray:
+        return _check_buffer(buffer, "SingleProcess.allgather")[None, :].copy()
 
     def barrier(self) -> None:
         return None
@@ -88,6 +107,12 @@ class MPICommunicator(Communicator):
     def broadcast(self, buffer: np.ndarray, root: int = 0) -> np.ndarray:
         out = np.array(_check_buffer(buffer, "MPICommunicator.broadcast"), copy=True)
         self.comm.Bcast(out, root=root)
+        return out
+
+    def allgather(self, buffer: np.ndarray) -> np.ndarray:
+        send = _check_buffer(buffer, "MPICommunicator.allgather")
+        out = np.empty((self.size, send.shape[0]), dtype=send.dtype)
+        self.comm.Allgather(send, out)
         return out
 
     def barrier(self) -> None:
@@ -157,28 +182,146 @@ def host_dtype(placement: Any) -> np.dtype:
     return np.dtype(placement.dtype_name)
 
 
+# ---- agreement: every rank trains on the same data, model and arguments --------------------------------------
+# The fields ``fingerprint`` describes, in the order they are checked: the first that differs is named, so causes
+# come before their consequences (the dtype changes the data's bytes, a resumed epoch the optimizer's step).
+FIELDS = ("backend", "dtype", "data", "architecture", "parameters", "loss", "optimizer", "metrics", "batch_size",
+          "epochs", "shuffle", "shuffle_seed", "seed", "epoch", "optimizer_state")
+
+
+class RanksDisagree(ValueError):
+    """The ranks of a data-parallel ``fit`` were given different data, model or arguments; raised with the same
+    message on every rank, so none is left waiting in a collective."""
+
+
+def digest64(payload: bytes) -> int:
+    """The first 8 bytes of ``payload``'s SHA-256 as a signed int64 (one slot of the gathered vector)."""
+    return int.from_bytes(hashlib.sha256(payload).digest()[:8], "little", signed=True)
+
+
+def canonical(value: Any) -> bytes:
+    """``value`` as canonical JSON (sorted keys, exact float repr): equal bytes on every rank for equal values."""
+    return json.dumps(value, sort_keys=True, default=repr).encode()
+
+
+def call_text(obj: Any) -> str:
+    """``Name(key=value, ...)`` of a layer, loss or optimizer from its type and ``config()``."""
+    return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in obj.config().items())})"
+
+
+def data_digest(arrays: dict[str, Any]) -> tuple[str, int]:
+    """(readable summary, hash) of the named arrays' dtypes, shapes and bytes: one host copy of each non-NumPy
+    array (NumPy arrays are read in place when contiguous)."""
+    digest, parts = hashlib.sha256(), []
+    for name, a in arrays.items():
+        values = np.ascontiguousarray(a if isinstance(a, np.ndarray) else host.to_numpy(a))
+        digest.update(canonical([name, values.dtype.str, list(values.shape)]))
+        digest.update(memoryview(values).cast("B"))
+        with np.errstate(all="ignore"):  # the mean is only shown, never compared
+            mean = f"mean {float(np.mean(values, dtype=np.float64)):.6g}" if values.size else "empty"
+        parts.append(f"{name} {values.dtype} {tuple(values.shape)} {mean}")
+    full = digest.digest()
+    return f"{', '.join(parts)}, sha256 {full.hex()[:16]}", int.from_bytes(full[:8], "little", signed=True)
+
+
+def state_summary(state: dict[Any, dict[str, Any]]) -> tuple[str, Any]:
+    """(readable, canonical) of an optimizer state's slots and integer counters (Adam's step) per parameter; the
+    slot arrays themselves are broadcast from rank 0, so only their presence must agree."""
+    if not state:
+        return "none", {}
+    canon = {f"{i}.{name}": {s: v if isinstance(v, int) else "array" for s, v in entry.items()}
+             for (i, name), entry in state.items()}
+    slots = sorted({s for entry in state.values() for s in entry})
+    counters: dict[str, set[int]] = {}
+    for entry in canon.values():
+        for s, v in entry.items():
+            if v != "array":
+                counters.setdefault(s, set()).add(v)
+    shown = "".join(f"; {s} {min(v)}" + (f"..{max(v)}" if len(v) > 1 else "") for s, v in sorted(counters.items()))
+    return f"{', '.join(slots)} of {len(state)} parameters{shown}", canon
+
+
+def fingerprint(net: Any, data: tuple[Any, Any], *, batch_size: int, epochs: int,
+                shuffle: bool) -> dict[str, tuple[str, int]]:
+    """Per field of ``FIELDS``: (readable value, 64-bit hash) of what decides this rank's training."""
+    p = net.placement
+    count = sum(math.prod(tuple(a.shape)) for a in net.parameters().values())
+    shuffle_seed = net.seed if net.shuffle_seed is None else net.shuffle_seed
+    texts: dict[str, tuple[str, Any]] = {
+        "architecture": (" -> ".join(call_text(layer) for layer in net.layers),
+                         [[type(layer).__name__, layer.config()] for layer in net.layers]),
+        "parameters": (str(count), count),
+        "backend": (backend_name(p.xp), backend_name(p.xp)),
+        "dtype": (p.dtype_name, p.dtype_name),
+        "loss": (call_text(net.loss), [type(net.loss).__name__, net.loss.config()]),
+        "optimizer": (call_text(net.optimizer), [type(net.optimizer).__name__, net.optimizer.config()]),
+        "metrics": (repr(list(net.metrics or [])), list(net.metrics or [])),
+        "batch_size": (str(batch_size), int(batch_size)),
+        "epochs": (str(epochs), int(epochs)),
+        "shuffle": (str(bool(shuffle)), bool(shuffle)),
+        "shuffle_seed": (str(shuffle_seed), int(shuffle_seed)),
+        "seed": (str(net.seed), int(net.seed)),
+        "epoch": (str(net.epoch), int(net.epoch)),
+        "optimizer_state": state_summary(net.optimizer_state),
+    }
+    out = {"data": data_digest({"X": data[0], "y": data[1]})}
+    out.update({field: (text, digest64(canonical([field, value]))) for field, (text, value) in texts.items()})
+    return {field: out[field] for field in FIELDS}
+
+
+def check_agreement(comm: Communicator, fields: dict[str, tuple[str, int]], where: str = "fit") -> None:
+    """Raise RanksDisagree, with the same message on every rank, unless all ranks hold the same hashes: one
+    Allgather of (hashes, text lengths); on a difference, two broadcasts of the first differing field's text."""
+    names = list(fields)
+    texts = [fields[k][0].encode() for k in names]
+    mine = np.array([fields[k][1] for k in names] + [len(t) for t in texts], dtype=np.int64)
+    table = comm.allgather(mine)
+    hashes, lengths = table[:, :len(names)], table[:, len(names):]
+    differing = np.flatnonzero((hashes != hashes[0]).any(axis=0))
+    if differing.size == 0:
+        return
+    f = int(differing[0])
+    others = np.flatnonzero(hashes[:, f] != hashes[0, f])
+    b = int(others[0])
+    first, second = (shared_text(comm, texts[f], int(lengths[r, f]), r) for r in (0, b))
+    first, second = clip(first, second)
+    also = [names[i] for i in differing[1:]]
+    raise RanksDisagree(
+        f"{where}: the {comm.size} ranks disagree on {names[f]}: rank 0: {first}; rank {b}: {second} "
+        f"({others.size} of {comm.size} ranks differ from rank 0"
+        + (f"; they also disagree on {', '.join(also)}" if also else "")
+        + f"). Every rank must call {where} with the same data, model and arguments")
+
+
+def shared_text(comm: Communicator, text: bytes, length: int, root: int) -> str:
+    """Rank ``root``'s ``text`` (``length`` bytes, known to every rank) on every rank, by one broadcast."""
+    if length == 0:
+        return ""
+    mine = np.frombuffer(text, dtype=np.uint8).copy() if comm.rank == root else np.zeros(length, dtype=np.uint8)
+    return comm.broadcast(mine, root=root).tobytes().decode(errors="replace")
+
+
+def clip(a: str, b: str, width: int = 240) -> tuple[str, str]:
+    """Two long texts cut to ``width`` characters around where they first differ."""
+    if len(a) <= width and len(b) <= width:
+        return a, b
+    same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    lo = max(0, same - width // 4)
+
+    def cut(s: str) -> str:
+        return ("..." if lo else "") + s[lo:lo + width] + ("..." if len(s) > lo + width else "")
+
+    return cut(a), cut(b)
+
+
 # ---- the pieces Sequential.fit calls with a communicator -----------------------------------------------------
-def agree(comm: Communicator, where: str, **values: int) -> None:
-    """Raise ValueError on every rank (so none waits in a collective) unless all ranks hold the same ``values``."""
-    names = list(values)
-    mine = np.array([int(values[k]) for k in names], dtype=np.int64)
-    root = comm.broadcast(mine)
-    differs = comm.allreduce(np.array([int(not np.array_equal(mine, root))], dtype=np.int64))
-    if differs[0]:
-        raise ValueError(f"{where}: the {comm.size} ranks disagree on {', '.join(names)} "
-                         f"(rank 0: {root.tolist()}, rank {comm.rank}: {mine.tolist()}); {differs[0]} rank(s) "
-                         "differ: every rank must call fit with the same data and arguments")
-
-
 def start(net: Any, comm: Communicator, *, data: tuple[Any, Any], rows: int, batch_size: int, epochs: int,
           shuffle: bool) -> None:
-    """At the start of ``fit`` on every rank: check that all ranks train alike (same rows, batch size, epochs,
-    shuffle and its seed, epoch, parameter count and dtype), then give every rank rank 0's weights."""
-    del data  # (X, y) as fit placed them: compared across ranks by the agreement check (issue 11)
-    params = net.parameters().values()
-    agree(comm, "fit", rows=rows, batch_size=batch_size, epochs=epochs, shuffle=int(shuffle), epoch=net.epoch,
-          shuffle_seed=net.seed if net.shuffle_seed is None else net.shuffle_seed,
-          parameters=sum(math.prod(tuple(a.shape)) for a in params), float64=int(net.placement.dtype_name == "float64"))
+    """At the start of ``fit`` on every rank: check that all ranks train alike (``check_agreement`` on
+    ``fingerprint``; raises RanksDisagree on every rank otherwise), then give every rank rank 0's weights."""
+    del rows  # X's row count: part of the data digest
+    if comm.size > 1:  # a group of one has nobody to disagree with (and skips hashing the data)
+        check_agreement(comm, fingerprint(net, data, batch_size=batch_size, epochs=epochs, shuffle=shuffle))
     broadcast_state(net, comm)
 
 

@@ -3,11 +3,14 @@ behind ``portnn parity --distributed N`` (and the MPI tests) and the 1-vs-N-rank
 
     mpiexec -n 2 python -m mpi4py -m portnn.distributed_cli parity --example mlp --dtype float64 --out DIR
     mpiexec -n 2 python -m mpi4py -m portnn.distributed_cli bench --out DIR
+    mpiexec -n 2 python -m mpi4py -m portnn.distributed_cli fit-case --differ lr --out DIR
 
 ``parity`` trains the parity problem of a recipe (``portnn.parity.Problem``: one host initialisation, the recipe's
 data and hyper-parameters) data-parallel and writes, from EVERY rank, DIR/rank{R}-{DTYPE}.npz (atomically): its
 final weights 'param/INDEX.NAME', 'losses' (the global-batch loss of every step) and 'seconds' (fit's wall time).
 ``bench`` times MLP epochs (``portnn.bench_mlp.MLPSpec``) and writes DIR/bench-rank{R}.npz with the epoch seconds.
+``fit-case`` trains a small regression net on every rank, with one thing (``--differ``) changed on the last rank, and
+writes DIR/rank{R}.npz (its weights) after fit, or DIR/error-rank{R}.txt when the ranks refused to train together.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class StepLosses(distributed.Communicator):
 
     def broadcast(self, buffer: Any, root: int = 0) -> Any:
         return self.inner.broadcast(buffer, root)
+
+    def allgather(self, buffer: Any) -> Any:
+        return self.inner.allgather(buffer)
 
     def barrier(self) -> None:
         self.inner.barrier()
@@ -124,15 +130,54 @@ def bench(args: argparse.Namespace) -> None:
     spec = MLPSpec(samples=args.samples, batch=args.batch)
     X, y = spec.data()
     net = spec.model()
-    times = []
-    for _ in range(args.epochs + 1):  # the first epoch warms up (allocations, MPI connections); not counted
+    ends: list[float] = []
+
+    def epoch_end(_epoch: int, _loss: float) -> None:
+        comm.barrier()  # every rank calls it after each epoch: the time of the slowest rank
+        ends.append(time.perf_counter())
+
+    comm.barrier()
+    # one fit: the first epoch also holds the start (agreement check with the data's digest, weight broadcast) and
+    # warms up allocations and MPI connections, so it is not counted
+    net.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(0.01), epochs=args.epochs + 1, batch_size=spec.batch,
+            metrics=[], communicator=comm, progress=epoch_end)
+    save_npz(Path(args.out) / f"bench-rank{comm.rank}.npz", {"seconds": np.diff(np.array(ends))})
+
+
+# what ``fit-case --differ FIELD`` changes on the last rank: (fit keyword or model part, value there)
+CASES = {
+    "none": None, "x": ("X", 100.0), "lr": ("lr", 0.2), "loss": ("loss", "SSE"), "activation": ("activation", "ReLU"),
+    "batch-size": ("batch_size", 8), "seed": ("seed", 4), "model-seed": ("model_seed", 1), "epochs": ("epochs", 3),
+    "resumed": ("resumed", 1),
+}
+
+
+def fit_case(args: argparse.Namespace) -> None:
+    """A small regression fit on every rank, with ``args.differ`` changed on the last rank (see ``CASES``)."""
+    import portnn
+    from portnn import datasets
+
+    comm = distributed.MPICommunicator()
+    change = CASES[args.differ] if comm.rank == comm.size - 1 else None
+    case = {} if change is None else {change[0]: change[1]}
+    X, y = datasets.regression(seed=1)
+    X = X + case.get("X", 0.0)
+    activation = getattr(portnn, case.get("activation", "Tanh"))
+    net = portnn.Sequential(portnn.Dense(5, 8), activation(), portnn.Dense(8, 2), seed=case.get("model_seed", 0))
+    loss = getattr(portnn, case.get("loss", "MSE"))()
+    optimizer = portnn.Adam(case.get("lr", 0.01))
+    if case.get("resumed"):  # this rank already trained an epoch on its own (a resumed checkpoint, say)
+        net.fit(X, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=16, seed=3)
+    out = Path(args.out)
+    try:
+        net.fit(X, y, loss=loss, optimizer=optimizer, epochs=case.get("epochs", 2),
+                batch_size=case.get("batch_size", 16), seed=case.get("seed", 3), communicator=comm)
+    except distributed.RanksDisagree as err:  # raised on every rank by construction: wait for all to record it
+        message = str(err).encode()
+        checkpoint.atomic_write(out / f"error-rank{comm.rank}.txt", lambda f: f.write(message))
         comm.barrier()
-        start = time.perf_counter()
-        net.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(0.01), epochs=1, batch_size=spec.batch, metrics=[],
-                communicator=comm)
-        comm.barrier()
-        times.append(time.perf_counter() - start)
-    save_npz(Path(args.out) / f"bench-rank{comm.rank}.npz", {"seconds": np.array(times[1:])})
+        raise
+    save_npz(out / f"rank{comm.rank}.npz", net.state_dict())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -154,6 +199,10 @@ def parser() -> argparse.ArgumentParser:
     ben.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
     ben.add_argument("--out", required=True, help="folder for bench-rank{R}.npz")
     ben.set_defaults(work=bench)
+    case = sub.add_parser("fit-case", help="a small fit with one argument changed on the last rank")
+    case.add_argument("--differ", choices=list(CASES), required=True, help="what the last rank changes")
+    case.add_argument("--out", required=True, help="folder for rank{R}.npz or error-rank{R}.txt")
+    case.set_defaults(work=fit_case)
     return p
 
 

@@ -98,7 +98,8 @@ def test_ranks_given_different_data_fail_instead_of_hanging(tmp_path: Path) -> N
     """))
     done, _ = mpirun(2, [str(script)], timeout=60)
     assert done.returncode != 0
-    assert "the 2 ranks disagree on rows" in done.stderr
+    assert "the 2 ranks disagree on data: rank 0: X float64 (64, 5)" in done.stderr
+    assert "; rank 1: X float64 (65, 5)" in done.stderr
 
 
 def test_distributed_parity_report_passes_for_two_ranks() -> None:
