@@ -16,11 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"portnn.commands.{name}").add_parser(sub)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad options and numbers: argparse's message and exit status 2
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, RuntimeError, KeyError, FloatingPointError, FileNotFoundError,
-            ImportError) as err:
+    except (ValueError, TypeError, RuntimeError, KeyError, FloatingPointError, ImportError, OSError) as err:
+        # user errors (bad paths, files, data, backends; OSError names its path) in one line, no traceback;
+        # anything else is a bug in portnn and keeps its traceback
         print(f"portnn {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -55,6 +55,9 @@ class Problem:
     @classmethod
     def from_recipe(cls, name: str, seed: int = 1, epochs: int | None = None) -> Problem:
         """The recipe ``name`` with its host initialisation drawn from ``seed`` (optionally fewer/more epochs)."""
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"parity: epochs must be an int >= 1 (untrained weights agree on every backend), got "
+                             f"{epochs!r}")
         recipe = recipes.get(name)
         X, y = recipe.data()
         init = recipe.model(seed).state_dict()

@@ -77,6 +77,8 @@ def load_golden(path: str | os.PathLike) -> tuple[Problem, Reference, dict[str, 
     if missing:
         raise ValueError(f"{path}: golden file lacks {', '.join(missing)}")
     recipe = recipes.get(hyper["recipe"])
+    if int(hyper["epochs"]) < 1:
+        raise ValueError(f"{path}: golden file trained {hyper['epochs']} epochs; it needs at least 1 to compare")
     problem = Problem(recipe, int(hyper["seed"]), init, arrays["data/X"], arrays["data/y"], float(hyper["lr"]),
                       int(hyper["epochs"]), hyper["batch_size"])
     if problem.architecture() != meta["architecture"]:

@@ -3,11 +3,12 @@ suspect float32 run (its distance from float64 many times NumPy float32's own)."
 
 from __future__ import annotations
 
+from .commands.duration import format_duration
 from .parity import SUSPECT_RATIO
 from .parity_check import Report, Row
 
 HEADER = ("backend", "device", "dtype", "steps", "final loss", "max |dW|", "max rel", "worst layer", "loss rel",
-          "f32 vs f64 (numpy's)", "time s", "tol", "result")
+          "f32 vs f64 (numpy's)", "time", "tol", "result")
 
 
 def _e(x: float | None) -> str:
@@ -23,8 +24,8 @@ def cells(row: Row) -> tuple[str, ...]:
     if row.f64_dist is not None:
         f32 = f"{_e(row.f64_dist)} ({_e(row.numpy_f64_dist)}, {row.ratio:.1f}x)" + (" SUSPECT" if row.suspect else "")
     return (t.backend, t.device, t.dtype, str(row.steps), f"{row.final_loss:.6g}", _e(row.max_abs), _e(row.max_rel),
-            row.worst_layer if row.max_rel > 0 else "-", _e(row.loss_diff), f32, f"{row.seconds:.2f}", _e(row.tol),
-            "PASS" if row.passed else "FAIL")
+            row.worst_layer if row.max_rel > 0 else "-", _e(row.loss_diff), f32, format_duration(row.seconds),
+            _e(row.tol), "PASS" if row.passed else "FAIL")
 
 
 def table(rows: list[Row]) -> str:

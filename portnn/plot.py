@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 from .checkpoint import atomic_write
 
 MISSING = 'plotting needs matplotlib, which is not installed: pip install "portnn[plot]"'
+SUFFIXES = (".png", ".pdf", ".svg")  # the formats matplotlib writes without a GUI backend; chosen by file name
 
 
 def require() -> None:
@@ -19,8 +21,12 @@ def require() -> None:
 
 
 def history(values: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> None:
-    """Write a PNG of the per-epoch curves in ``values`` ('loss', 'val_loss', 'accuracy', 'val_accuracy', ...):
-    the losses on a log scale on the left, the other metrics on the right; the file is replaced atomically."""
+    """Draw the per-epoch curves in ``values`` ('loss', 'val_loss', 'accuracy', 'val_accuracy', ...) into a PNG,
+    PDF or SVG named by ``path``'s suffix: the losses on a log scale on the left, the other metrics on the right;
+    the file is replaced atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"plot: {path}: the file name must end in {', '.join(SUFFIXES)}")
     require()
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
@@ -42,5 +48,5 @@ def history(values: dict[str, list[float]], path: str | os.PathLike, title: str 
     if title:
         fig.suptitle(title)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format=suffix[1:], dpi=100)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))

@@ -50,8 +50,15 @@ def test_quick_suite_runs_every_section(tmp_path, capsys):
     assert result["meta"]["blas"]
     assert "OPENBLAS_CORETYPE" in result["meta"]["env"]
     assert {b["bar"] for b in result["bars"]} >= {"seed net portnn µs/iteration", "MLP epoch peak memory / theory"}
+    assert all(b["judged"] is False and b["pass"] is None for b in result["bars"])  # nothing judged at quick sizes
     assert "bars" in printed
+    assert "not judged at --quick sizes" in printed
+    assert "PASS" not in printed
+    assert "FAIL" not in printed
+    assert "None" not in printed  # BLAS/OpenMP lines print only what threadpoolctl knows
     assert "matmul-only" in printed
+    assert " ms  " in printed
+    assert " µs  " in printed
 
 
 def test_memory_theory_counts_data_params_grads_activations():
@@ -62,10 +69,43 @@ def test_memory_theory_counts_data_params_grads_activations():
     assert parts["total"] == parts["data"] + 2 * parts["params"] + parts["activations"]
 
 
-def test_bad_options_are_refused(capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["bench", "--threads", "0"])
+def test_bad_options_are_refused(tmp_path, capsys):
+    for argv in (["--threads", "0"], ["--repeats", "0"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["bench", *argv])
+        assert info.value.code == 2
+        assert f"argument {argv[0]}" in capsys.readouterr().err
+    assert cli.main(["bench", "--json", str(tmp_path)]) == 2  # before anything is measured
+    assert f"--json {tmp_path}: is a directory" in capsys.readouterr().err
     assert cli.main(["bench", "--only", "nonsense"]) == 2
     assert "unknown sections" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no device 'cuda'"):
         bench.run_suite(bench.Options(backend="numpy", device="cuda"))
+
+
+def test_judged_failing_bars_and_the_exit_status():
+    rows = [{"section": "seed", "name": "portnn", "threads": 1, "value": 26.0, "ratios": {"numpy": 1.2}}]
+    full = {"bars": bench.bars(rows, "numpy")}
+    assert [b["bar"] for b in bench.failed_bars(full)] == ["seed net portnn µs/iteration"]
+    assert [b["pass"] for b in full["bars"]] == [False, True]
+    quick = {"bars": bench.bars(rows, "numpy", judged=False)}
+    assert bench.failed_bars(quick) == []
+    assert "----  seed net portnn µs/iteration: 26.000" in bench.table({"meta": _meta(), "rows": [], **quick})
+
+
+def _meta(pools=None):
+    return {"backend": "numpy", "device": "cpu", "quick": True, "numpy": np.__version__, "processor": "cpu",
+            "blas_after": pools or [], "env": {}}
+
+
+@pytest.mark.parametrize(("pools", "expected"), [
+    ([{"user_api": "openmp", "internal_api": "openmp", "prefix": "libgomp", "version": None, "architecture": None,
+       "threading_layer": None, "num_threads": 2}],
+     ["  BLAS: unknown (threadpoolctl found no BLAS)", "  OpenMP: 2 threads by default (libgomp)"]),
+    ([{"error": "threadpoolctl is not installed"}], ["  BLAS: unknown (threadpoolctl is not installed)"]),
+    ([{"user_api": "blas", "internal_api": "openblas", "prefix": "libopenblas", "version": "0.3.31",
+       "architecture": "Haswell", "threading_layer": "pthreads", "num_threads": 4}],
+     ["  BLAS: openblas, version 0.3.31, kernel Haswell, pthreads threading, 4 threads by default (libopenblas)"]),
+])
+def test_blas_lines_print_only_what_is_known(pools, expected):
+    assert bench.blas_lines(pools) == expected

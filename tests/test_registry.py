@@ -21,6 +21,9 @@ def test_every_backend_file_is_complete() -> None:
         assert b.devices or b.gpu_devices, f.name
         assert set(b.tolerance) >= {"float32", "float64"}, f.name
         assert b.needs_gpu == (not b.devices), f"{f.name}: needs_gpu must mean 'no CPU device'"
+        assert b.threads["method"] in backends.THREAD_METHODS, f.name  # how --threads N reaches it
+        assert b.threads["default"] in backends.THREAD_DEFAULTS, f.name
+        assert (b.threads["method"] == "none") == b.needs_gpu, f"{f.name}: only GPU-only backends ignore --threads"
 
 
 def test_pyproject_extras_repeat_the_registry_requirements() -> None:
@@ -50,8 +53,17 @@ def test_unknown_backend_and_device_errors() -> None:
 
 
 @pytest.mark.skipif(backends.get("cupy").installed(), reason="checks the error shown when CuPy is absent")
-def test_cupy_absent_gives_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match=r"backend 'cupy' is not installed here; install it with: pip install"):
+def test_cupy_absent_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    visible = bool(backends.cuda_evidence())
+    with pytest.raises(RuntimeError, match=r"backend 'cupy' is not installed here; install it with: pip install") as e:
+        backends.load("cupy")
+    assert ("A CUDA driver is visible here" if visible else "no CUDA GPU or driver is visible on this machine") \
+        in str(e.value)
+    monkeypatch.setattr(backends, "cuda_evidence", lambda: ["/dev/nvidia0", "libcuda.so.1"])  # the other case
+    with pytest.raises(RuntimeError, match=r"A CUDA driver is visible here \(/dev/nvidia0, libcuda.so.1\)"):
+        backends.load("cupy")
+    monkeypatch.setattr(backends, "cuda_evidence", lambda: [])
+    with pytest.raises(RuntimeError, match=r"no CUDA GPU or driver is visible on this machine \(no /dev/nvidia0"):
         backends.load("cupy")
 
 

@@ -8,11 +8,13 @@ import json
 import shlex
 from pathlib import Path
 
-from .. import checkpoint, recipes
+from .. import backends, checkpoint, recipes
 from ..parity import DTYPES, Problem, default_targets, parse_dtypes, parse_targets, tolerance
 from ..parity_check import Reference, Report, compare, compute_reference, run_parity, versions
 from ..parity_golden import dump_run, load_dump, load_golden, save_golden
 from ..parity_report import render
+from . import paths
+from .options import add_threads, non_negative_float, non_negative_int, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,15 +29,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated NAME or NAME:DEVICE (e.g. numpy,array_api_strict,torch:cuda,cupy:cuda:1); "
                         "default: every backend and device runnable here")
     p.add_argument("--dtype", default=",".join(DTYPES), help="float32, float64 or both (default both)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the host-side initialisation (default 1)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="seed of the host-side initialisation (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs, at least 1: untrained weights would agree everywhere (default: the recipe's)")
     p.add_argument("--trace", action="store_true",
                    help="compare loss and weights after every step; name the first step and layer out of tolerance "
                         "(with --against: the loss of every step, weights at the end: golden files keep no per-step "
                         "weights)")
-    p.add_argument("--tol", type=float, default=None, metavar="X",
+    p.add_argument("--tol", type=non_negative_float, default=None, metavar="X",
                    help="use tolerance X for every row instead of backends/*.toml (e.g. 0: where does exactness end?)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--json", default=None, metavar="FILE.json", help="write the report as JSON")
     p.add_argument("--save-golden", default=None, metavar="FILE.npz", help="store the NumPy reference run here")
     p.add_argument("--against", default=None, metavar="FILE.npz",
                    help="re-run the golden file's problem here and compare with its stored result")
@@ -43,13 +46,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-dumps", default=None, metavar="DIR",
                    help="train nothing: compare the runs dumped in DIR (by --dump, e.g. in other environments) "
                         "with the golden file given by --against")
-    p.add_argument("--distributed", type=int, default=None, metavar="N",
+    p.add_argument("--distributed", type=positive_int, default=None, metavar="N",
                    help="train on N MPI ranks (data-parallel) and compare with single-process NumPy "
                         "(portnn.distributed_parity; needs the mpi extra)")
+    add_threads(p)
     p.set_defaults(run=run)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every file and folder this run reads or writes, before anything is trained."""
+    paths.input_file(args.against, "--against")
+    paths.input_dir(args.check_dumps, "--check-dumps")
+    paths.output_file(args.save_golden, "--save-golden", (".npz",))
+    paths.output_file(args.json, "--json", (".json",))
+    paths.output_dir(args.dump, "--dump")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_paths(args)
+    backends.use_threads(args.threads)
     dtypes = parse_dtypes(args.dtype)
     if args.against and (args.example or args.save_golden or args.epochs is not None):
         raise ValueError("--against takes the recipe, epochs and data from the golden file: "

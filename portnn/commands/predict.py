@@ -8,6 +8,9 @@ import numpy as np
 
 from .. import backends, checkpoint, host
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from ..sequential import Sequential
+from . import paths
+from .options import add_threads, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,11 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="numpy", help="backend from backends/ (see `portnn backends`)")
     p.add_argument("--device", default=None, help="device string, e.g. cpu, cuda, device1")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="default: the model's dtype")
-    p.add_argument("--limit", type=int, default=10, help="rows to print (default 10; 0 prints none)")
+    p.add_argument("--limit", type=non_negative_int, default=10, help="rows to print (default 10; 0 prints none)")
+    add_threads(p)
     p.set_defaults(run=run)
 
 
-def _read_input(path: str) -> np.ndarray:
+def _read_input(path: str, net: Sequential) -> np.ndarray:
+    """The --input array: one numeric .npy (no pickle), finite, with rows the model's first layer accepts."""
     try:
         with open(path, "rb") as f:
             if f.read(6) != b"\x93NUMPY":
@@ -37,12 +42,25 @@ def _read_input(path: str) -> np.ndarray:
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
         raise ValueError(f"--input {path} must hold one numeric .npy array, got "
                          f"{getattr(data, 'dtype', type(data).__name__)}")
+    if data.ndim == 0 or data.shape[0] == 0:
+        raise ValueError(f"--input {path} has shape {data.shape}: no rows to predict (one row per sample)")
+    shape = data.shape
+    for i, layer in enumerate(net.layers):  # the model's own shape rules, before anything is computed
+        shape = layer.output_shape(shape, f"--input {path}: layer {i}")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = np.flatnonzero(~np.isfinite(data.reshape(data.shape[0], -1)).all(axis=1))
+        raise ValueError(f"--input {path} has nan or inf in {bad.size} of {data.shape[0]} rows, the first in row "
+                         f"{int(bad[0])}; remove or impute them first")
     return data
 
 
 def run(args: argparse.Namespace) -> int:
+    paths.input_file(args.model, "--model")
+    paths.input_file(args.input, "--input")
+    paths.output_file(args.output, "--output", (".npy",))
+    backends.use_threads(args.threads)
     net = checkpoint.load(args.model)
-    X_host = _read_input(args.input)
+    X_host = _read_input(args.input, net)
     xp, device = backends.load(args.backend, args.device)
     dtype = args.dtype or net.dtype or "float64"
     net.to(xp, device, dtype)

@@ -11,6 +11,9 @@ from tqdm import tqdm
 
 from .. import backends, checkpoint, distributed_cli, host, plot, recipes
 from ..sequential import Sequential
+from . import paths
+from .duration import format_duration
+from .options import add_threads, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +24,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="device string, e.g. cpu, cuda, cuda:1, device1")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"],
                    help="float dtype (default: float64, or the --resume file's)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs to train (default: the recipe's; with --resume, those left to reach it)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the host-side initialisation and shuffles")
+    p.add_argument("--epochs", type=non_negative_int, default=None,
+                   help="epochs to train (default: the recipe's; with --resume, those left to reach it; 0 trains "
+                        "nothing: the model is reported, and saved with --save, as it is)")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: the recipe's)")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="seed of the host-side initialisation and shuffles")
     p.add_argument("--save", default=None, metavar="FILE.npz", help="write the trained model and its training state")
     p.add_argument("--resume", default=None, metavar="FILE.npz", help="continue training a model saved with --save")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the loss/accuracy curves (needs matplotlib)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help=f"draw the loss/accuracy curves as {'/'.join(s[1:] for s in plot.SUFFIXES)} by the file "
+                        "name (needs matplotlib)")
+    add_threads(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: mpiexec -n N python -m mpi4py -m portnn train --distributed ...")
@@ -56,11 +63,24 @@ def _metrics_text(record: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.6g}" if k.endswith("loss") else f"{k} {v:.4f}" for k, v in record.items())
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every file this run reads or writes, before any work (a bad --save used to lose the trained model)."""
+    paths.input_file(args.resume, "--resume")
+    paths.output_file(args.save, "--save", (".npz",))
+    paths.output_file(args.plot, "--plot", plot.SUFFIXES)
+    if args.plot:
+        plot.require()  # matplotlib missing: say so now, not after training
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_paths(args)
+    backends.use_threads(args.threads)
     comm = distributed_cli.for_train(args)  # None unless --distributed; silences every rank but 0
     recipe, net, resumed = _start(args)
-    if args.plot:
-        plot.require()  # fail before training, not after
+    remaining = max(recipe.epochs - net.epoch, 0) if resumed else recipe.epochs
+    epochs = remaining if args.epochs is None else args.epochs
+    if args.plot and epochs == 0 and not net.history.get("loss"):
+        raise ValueError(f"--plot {args.plot}: 0 epochs to train and no earlier history, so there is nothing to draw")
     xp, device = backends.load(args.backend, args.device)
     dtype = args.dtype or (net.dtype if resumed and net.dtype else "float64")
     net.to(xp, device, dtype)
@@ -71,15 +91,13 @@ def run(args: argparse.Namespace) -> int:
     X_host, y_host = recipe.data()
     X, y = put(X_host), put(y_host)
     test = None if recipe.test_data is None else tuple(put(a) for a in recipe.test_data())
-    batch_size = args.batch_size or net.info.get("batch_size", recipe.batch_size)
-    remaining = max(recipe.epochs - net.epoch, 0) if resumed else recipe.epochs
-    epochs = remaining if args.epochs is None else args.epochs
+    batch_size = args.batch_size if args.batch_size is not None else net.info.get("batch_size", recipe.batch_size)
     lr = recipe.lr if args.lr is None else args.lr
     print(f"portnn train: {recipe.description}")
     if resumed:
         print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
     print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
-          f"lr {net.optimizer.lr if resumed else lr}, seed {net.seed}")
+          f"lr {net.optimizer.lr if resumed else lr}, seed {net.seed}, threads {backends.threads_note(args.backend)}")
     if test is not None:
         print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
               "(never trained on)")
@@ -105,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     seconds = time.perf_counter() - start
     distributed_cli.finish_train(net, comm)
-    print(f"trained in {seconds:.2f} s ({seconds / max(epochs, 1) * 1e6:.0f} µs per epoch), now at epoch {net.epoch}")
+    if epochs == 0:
+        print(f"0 epochs: nothing trained, the model stays at epoch {net.epoch}")
+    else:
+        print(f"trained in {format_duration(seconds)} ({format_duration(seconds / epochs)} per epoch), now at epoch "
+              f"{net.epoch}")
     _report(net, X, X_host, y_host, test)
 
     if args.save:

@@ -1,0 +1,54 @@
+"""argparse types shared by every sub-command: numbers are checked while the command line is parsed, so a bad value
+is exit status 2 with a message naming the option, before any work."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes, parity epochs, repeats, thread counts)."""
+    return _int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (seeds, train epochs, rows to print)."""
+    return _int(text, 0)
+
+
+def _float(text: str, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"expected a finite number {'>=' if zero else '>'} 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates)."""
+    return _float(text, zero=False)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (tolerances; 0 asks for exact equality)."""
+    return _float(text, zero=True)
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """The ``--threads N`` option of train, predict and parity (bench has its own list of counts to compare)."""
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="intra-op CPU threads of the backend (default: at most the CPUs this process may use, "
+                             "unless OMP_NUM_THREADS or the backend's own variable is set; see backends/*.toml)")
