@@ -1,39 +1,45 @@
 """Saving and loading models: one .npz holding the architecture, weights and training state; no pickle, atomic.
 
 Entries: 'architecture' and 'training' (UTF-8 JSON as uint8 arrays), 'param/INDEX.NAME' (weights) and
-'optim/INDEX.NAME/SLOT' (optimizer state arrays). The training JSON holds the loss and optimizer (type and
-constructor arguments), the optimizer's step counters, the shuffle seed, the epoch, the metric names and the
-per-epoch history. Shuffles are keyed by (shuffle seed, epoch), so those two numbers are the whole RNG state.
+'optim/INDEX.NAME/SLOT' (optimizer state arrays), all little-endian. The training JSON holds the loss and optimizer
+(type and constructor arguments), the optimizer's step counters, the shuffle seed, the epoch, the metric names and
+the per-epoch history. Shuffles are keyed by (shuffle seed, epoch), so those two numbers are the whole RNG state.
+
+``load`` reads within bounds set by the file (``checkpoint_reader``) and checks everything against one schema
+(``checkpoint_schema``) before it builds the model with ``Sequential.from_state_dict``, which draws nothing.
+Entries with other names are ignored and never decompressed (tools may add their own); 'param/' and 'optim/'
+entries must be exactly those the architecture and optimizer need.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
-import zipfile
-import zlib
+import re
+import secrets
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from . import activations, dense, host, losses, optimizers
-from .layer import Layer
+from . import checkpoint_schema as schema
+from . import host
+from .checkpoint_reader import Archive
+from .checkpoint_schema import FORMAT, LAYER_TYPES, READABLE_FORMATS, Invalid, register_layer
 from .sequential import Sequential
 
-FORMAT = "portnn-checkpoint-2"
-READABLE_FORMATS = ("portnn-checkpoint-1", FORMAT)  # version 1 held the architecture and weights only
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (dense.Dense, activations.Sigmoid, activations.Tanh, activations.ReLU,
-                                  activations.LeakyReLU, activations.Softmax, activations.Identity)
-}
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): stale temporaries cannot be told from live ones and are left alone
+    fcntl = None  # type: ignore[assignment]
 
+__all__ = ["FORMAT", "LAYER_TYPES", "READABLE_FORMATS", "architecture", "atomic_write", "load", "register_layer",
+           "save"]
 
-def register_layer(cls: type[Layer]) -> type[Layer]:
-    """Make a layer class loadable from checkpoints by its class name (usable as a decorator)."""
-    LAYER_TYPES[cls.__name__] = cls
-    return cls
+_TMP_TAG = re.compile(r"[a-z0-9_]{8}")  # the random part of a temporary's name (also tempfile.mkstemp's alphabet)
 
 
 def architecture(net: Sequential) -> dict[str, Any]:
@@ -61,27 +67,102 @@ def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return training, arrays
 
 
-def _json_bytes(value: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(value, allow_nan=False).encode(), dtype=np.uint8)
+def _json_bytes(value: Any, name: str) -> np.ndarray:
+    schema.check_depth(value, name)  # the JSON limits of load are checked here too, so every saved file loads
+    data = json.dumps(value, allow_nan=False).encode()
+    schema.check_json_text(data, name)
+    return np.frombuffer(data, dtype=np.uint8)
 
 
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    """C-ordered little-endian copy (no copy on little-endian machines): the byte order the format defines."""
+    return array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)  # 0-d stays 0-d
+
+
+# ---- atomic writes ------------------------------------------------------------------------------------------
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries '.{name}.XXXXXXXX.tmp' of ``path`` left by writers that died (kill -9, power loss):
+    a live writer holds an exclusive flock on its temporary, so a lock we can take belongs to no one."""
+    if fcntl is None:
+        return
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for entry in names:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp") and _TMP_TAG.fullmatch(entry[len(prefix):-4])):
+            continue
+        tmp = path.parent / entry
+        try:
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
+            if os.path.samestat(os.fstat(fd), os.stat(tmp, follow_symlinks=False)):
+                os.unlink(tmp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _locked_temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary beside ``path``, created with the usual mode (0666 less the umask) and flock-ed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if fcntl is None:
+            return fd, tmp
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweeping writer looks at it
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(tmp, follow_symlinks=False))
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            return fd, tmp
+        os.close(fd)  # swept between creation and lock (it looked stale): take another name
+    raise FileExistsError(f"atomic_write: no free temporary name beside {path}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    The temporary is flock-ed while written; each call first removes this path's temporaries whose writers died,
+    so at most one (that of a writer killed during this save) is ever left per path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+    _remove_stale_temporaries(path)
+    fd, tmp = _locked_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # closing releases the lock, after the rename
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
 
 
 def save(net: Sequential, path: str | os.PathLike) -> None:
@@ -90,96 +171,81 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
     if not isinstance(net, Sequential):
         raise TypeError(f"save: expected a portnn Sequential, got {type(net).__name__}")
     training, optim_arrays = _training(net)
-    arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
-    arrays.update(optim_arrays)
+    arrays = {f"param/{k}": _little_endian(v) for k, v in net.state_dict().items()}
+    arrays.update({k: _little_endian(v) for k, v in optim_arrays.items()})
     try:
-        arrays["architecture"] = _json_bytes(architecture(net))
-        arrays["training"] = _json_bytes(training)
+        arrays["architecture"] = _json_bytes(architecture(net), "architecture")
+        arrays["training"] = _json_bytes(training, "training")
     except (TypeError, ValueError) as err:
         raise ValueError(f"save: the model's settings or history cannot be written as JSON: {err}") from err
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+# ---- loading ------------------------------------------------------------------------------------------------
 def load(path: str | os.PathLike) -> Sequential:
     """Rebuild a model saved by ``save``, ready to predict or to continue training with ``fit(X, y)``.
 
     Parameters and optimizer state stay on the host until the model first sees data or ``to()`` moves it, so a
-    model saved from one backend loads on any other. Raises ValueError naming the file if it is corrupt."""
+    model saved from one backend loads on any other. A damaged file is a ValueError 'load: PATH: ...' naming the
+    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are."""
+    with _open(path) as (file, size):
+        try:
+            return _load(file, size)
+        except Invalid as err:
+            raise ValueError(f"load: {path}: {err}") from err
+
+
+@contextlib.contextmanager
+def _open(path: str | os.PathLike) -> Iterator[tuple[IO[bytes], int]]:
+    """The file and its size; O_NONBLOCK so a FIFO cannot hang the open (it is then refused as not a file)."""
     try:
-        with open(path, "rb") as f:  # our own handle: closed even when numpy fails on a truncated archive
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            with data:
-                arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except PermissionError as err:
+        raise PermissionError(f"load: {path}: permission denied: this user may not read the file") from err
+    except IsADirectoryError as err:
+        raise IsADirectoryError(f"load: {path}: is a directory, not a checkpoint file") from err
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(f"load: {path}: is a directory, not a checkpoint file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"load: {path}: is not a regular file")
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise ValueError(f"load: {path} is not a readable portnn checkpoint (corrupt or truncated?): {err}") from err
-    if "architecture" not in arrays:
-        raise ValueError(f"load: {path} has no 'architecture' entry; it was not written by portnn.save")
-    try:
-        return _rebuild(arrays)
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"load: {path} is not a valid portnn checkpoint: {err}") from err
+    with file:
+        yield file, info.st_size
 
 
-def _read_json(array: np.ndarray, name: str) -> Any:
-    if array.dtype != np.uint8 or array.ndim != 1:
-        raise ValueError(f"entry {name!r} should be UTF-8 JSON bytes, got dtype {array.dtype}, shape {array.shape}")
-    return json.loads(array.tobytes().decode())
+def _json(archive: Archive, name: str) -> Any:
+    return schema.parse_json(archive.json_bytes(name), name)
 
 
-def _rebuild(arrays: dict[str, np.ndarray]) -> Sequential:
-    arch = _read_json(arrays.pop("architecture"), "architecture")
-    if arch.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"format {arch.get('format')!r} is not one of {READABLE_FORMATS}")
-    layers = []
-    for i, spec in enumerate(arch["layers"]):
-        spec = dict(spec)
-        kind = spec.pop("type")
-        if kind not in LAYER_TYPES:
-            raise ValueError(f"layer {i} has unknown type {kind!r}; known: {', '.join(LAYER_TYPES)}")
-        layers.append(LAYER_TYPES[kind](**spec))
-    net = Sequential(*layers, seed=arch["seed"], dtype=arch["dtype"])
-    net.load_state_dict({k.removeprefix("param/"): v for k, v in arrays.items() if k.startswith("param/")})
-    net.epoch = int(arch["epoch"])
-    if "training" in arrays:
-        _restore_training(net, _read_json(arrays["training"], "training"),
-                          {k.removeprefix("optim/"): v for k, v in arrays.items() if k.startswith("optim/")})
+def _load(file: IO[bytes], size: int) -> Sequential:
+    archive = Archive(file, size)
+    names = archive.names()
+    if "architecture" not in names:
+        raise Invalid("has no 'architecture' entry; it was not written by portnn.save")
+    arch = schema.architecture(_json(archive, "architecture"))
+    training = schema.Training()  # version 1 files hold no training state
+    if arch.format == FORMAT:
+        if "training" not in names:
+            raise Invalid("has no 'training' entry, which every portnn-checkpoint-2 file has")
+        training = schema.training(_json(archive, "training"))
+    params = schema.param_entries(arch.layers, names)
+    state = schema.state_entries(arch.layers, training.optimizer, training.counters, names)
+    headers = [archive.header(name, schema.FLOAT_DTYPES, shape) for name, shape in {**params, **state}.items()]
+    archive.reserve(headers)  # every header is checked before any data is read
+    arrays = {}
+    for header in headers:
+        arrays[header.name] = archive.read(header)
+        schema.check_finite(header.name, arrays[header.name])
+    net = Sequential.from_state_dict(*arch.layers, state={n.removeprefix("param/"): arrays[n] for n in params},
+                                     seed=arch.seed, dtype=arch.dtype)
+    net.epoch = arch.epoch
+    net.loss, net.optimizer = training.loss, training.optimizer
+    net.optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)
+    net.shuffle_seed, net.metrics = training.shuffle_seed, training.metrics
+    net.history, net.info = training.history, training.info
     return net
-
-
-def _restore_training(net: Sequential, training: dict[str, Any], optim_arrays: dict[str, np.ndarray]) -> None:
-    """Set loss, optimizer (with its state as host arrays), shuffle seed, metrics and history on ``net``."""
-    if training["loss"] is not None:
-        kind = training["loss"]["type"]
-        if kind not in losses.LOSSES:
-            raise ValueError(f"unknown loss type {kind!r}; known: {', '.join(losses.LOSSES)}")
-        net.loss = losses.LOSSES[kind](**training["loss"]["config"])
-    spec = training["optimizer"]
-    if spec is not None:
-        if spec["type"] not in optimizers.OPTIMIZERS:
-            raise ValueError(f"unknown optimizer type {spec['type']!r}; known: {', '.join(optimizers.OPTIMIZERS)}")
-        opt = optimizers.OPTIMIZERS[spec["type"]](**spec["config"])
-        params = {f"{i}.{name}": ((i, name), p) for (i, name), p in net.parameters().items()}
-        state: dict[tuple[int, str], dict[str, Any]] = {}
-        for entry, value in optim_arrays.items():
-            param, _, slot = entry.rpartition("/")
-            if param not in params:
-                raise ValueError(f"optimizer state 'optim/{entry}' names no parameter of the model")
-            key, p = params[param]
-            if value.shape != tuple(p.shape) or value.dtype.kind != "f":
-                raise ValueError(f"optimizer state 'optim/{entry}' has shape {value.shape} and dtype {value.dtype}; "
-                                 f"the parameter has shape {tuple(p.shape)}")
-            state.setdefault(key, {})[slot] = value
-        for param, counters in spec["counters"].items():
-            if param not in params:
-                raise ValueError(f"optimizer counters name no parameter of the model: {param!r}")
-            state.setdefault(params[param][0], {}).update({k: int(v) for k, v in counters.items()})
-        net.optimizer_state = state
-        net.optimizer = opt
-    net.shuffle_seed = None if training["shuffle_seed"] is None else int(training["shuffle_seed"])
-    net.metrics = None if training["metrics"] is None else list(training["metrics"])
-    net.history = {k: [float(v) for v in values] for k, values in training["history"].items()}
-    net.info = dict(training.get("info") or {})
