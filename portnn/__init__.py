@@ -1,24 +1,41 @@
 """portnn: a from-scratch neural network written against the Python Array API standard.
 
-The same forward and backward code trains on NumPy, CuPy, PyTorch, JAX and array-api-strict.
+The same forward and backward code trains on NumPy, CuPy, PyTorch, JAX and array-api-strict. This module is the
+public API; the packages below it show the architecture (imports run one way, checked by import-linter):
+
+    array  <-  nn, optim  <-  train  <-  io, data, testing  <-  distributed  <-  parity, bench  <-  cli
 """
 
-from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .checkpoint import load, save
-from .conv import Conv2D
-from .dense import Dense
-from .dropout import Dropout
-from .flatten import Flatten
-from .host import to_numpy
-from .layer import Layer
-from .losses import MSE, SSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-from .optimizers import SGD, Adam, Optimizer
-from .pooling import AvgPool2D, MaxPool2D
-from .sequential import Sequential
-from .training import History
+from ._version import __version__
+from .array import backends, host
+from .array.host import to_numpy
+from .data import datasets, recipes
+from .io.checkpoint import load, save
+from .nn import (
+                 MSE,
+                 SSE,
+                 AvgPool2D,
+                 BinaryCrossEntropy,
+                 Context,
+                 Conv2D,
+                 Dense,
+                 Dropout,
+                 Flatten,
+                 Identity,
+                 Layer,
+                 LeakyReLU,
+                 Loss,
+                 MaxPool2D,
+                 ReLU,
+                 Sigmoid,
+                 Softmax,
+                 SoftmaxCrossEntropy,
+                 Tanh,
+)
+from .optim import SGD, Adam, Optimizer
+from .train import Callback, EpochEvent, History, Sequential, StepEvent
 
-__version__ = "0.1.0"
-
-__all__ = ["MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BinaryCrossEntropy", "Conv2D", "Dense", "Dropout", "Flatten",
-           "History", "Identity", "Layer", "LeakyReLU", "Loss", "MaxPool2D", "Optimizer", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Tanh", "__version__", "load", "save", "to_numpy"]
+__all__ = ["MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BinaryCrossEntropy", "Callback", "Context", "Conv2D", "Dense",
+           "Dropout", "EpochEvent", "Flatten", "History", "Identity", "Layer", "LeakyReLU", "Loss", "MaxPool2D",
+           "Optimizer", "ReLU", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepEvent", "Tanh",
+           "__version__", "backends", "datasets", "host", "load", "recipes", "save", "to_numpy"]

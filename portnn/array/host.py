@@ -1,0 +1,93 @@
+"""The host boundary: the one place that moves arrays between NumPy on the host and any backend's device.
+
+CuPy forbids implicit conversion and array-api-strict's non-default devices refuse it, so nothing else in
+portnn calls ``numpy.asarray`` on a backend array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy a backend array (any device) to a new host NumPy array."""
+    if isinstance(x, np.ndarray | np.generic):
+        return np.array(x, copy=True)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy().copy()
+    if array_api_compat.is_jax_array(x):
+        return np.array(x, copy=True)
+    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+        import array_api_strict
+
+        return np.array(x.to_device(array_api_strict.Device("CPU_DEVICE")), copy=True)
+    if array_api_compat.is_array_api_obj(x):
+        return np.from_dlpack(x).copy()
+    return np.asarray(x)
+
+
+def to_float(x: Any) -> float:
+    """A 0-d backend array as a Python float (one device-to-host transfer)."""
+    if type(x) in (np.ndarray, np.float64, np.float32, float):  # the hot path of every NumPy training step
+        return float(x)
+    return float(to_numpy(x))
+
+
+def to_bool(x: Any) -> bool:
+    """A 0-d backend boolean array as a Python bool (one device-to-host transfer)."""
+    if type(x) in (np.ndarray, np.bool_):
+        return bool(x)
+    return bool(to_numpy(x))
+
+
+def count_non_finite(values: np.ndarray) -> int:
+    """Number of nan/inf entries of a host array (0 for integer arrays)."""
+    if values.dtype.kind not in "fc":
+        return 0
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
+def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
+    """Copy host data (NumPy array, list or scalar) into namespace ``xp`` on ``device`` as ``dtype``."""
+    data = np.asarray(host)
+    return xp.asarray(data, dtype=dtype, device=device, copy=True)
+
+
+def as_host_array(data: Any, name: str, dtype: str | None = None) -> np.ndarray:
+    """Host data given as a list/tuple/NumPy array, as a NumPy array (for inputs a user typed by hand)."""
+    try:
+        return np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: cannot read {type(data).__name__} as an array: {err}") from err
+
+
+def is_host(x: Any) -> bool:
+    """True for a host NumPy array (a staged buffer), False for any backend's device array."""
+    return isinstance(x, np.ndarray)
+
+
+def zeros(count: int, dtype_name: str) -> np.ndarray:
+    """A 1-D host buffer of ``count`` zeros of the named dtype ('float32', 'float64', 'int64')."""
+    return np.zeros(count, dtype=np.dtype(dtype_name))
+
+
+def flat(arrays: list[Any], dtype_name: str) -> np.ndarray:
+    """Backend arrays (any device) copied to the host, flattened and joined as one 1-D buffer of ``dtype_name``."""
+    parts = [to_numpy(a).reshape(-1).astype(np.dtype(dtype_name), copy=False) for a in arrays]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.dtype(dtype_name))
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two host buffers hold bit-identical values (nan payloads and signed zeros included)."""
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a.view(bits), b.view(bits)))
+
+
+def values(numbers: list[float] | list[int], dtype_name: str) -> np.ndarray:
+    """A 1-D host buffer of Python numbers (metric counts, flags) for a collective."""
+    return np.array(numbers, dtype=np.dtype(dtype_name))

@@ -1,0 +1,100 @@
+"""Where a model computes: namespace, device and float dtype, resolved once per public call and handed down."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+
+from . import host
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The namespace ``xp``, the device object and the float dtype (an ``xp`` dtype) of a model's arrays."""
+
+    xp: Any
+    device: Any
+    dtype: Any
+
+    @property
+    def dtype_name(self) -> str:
+        """'float32' or 'float64'."""
+        return "float32" if self.dtype == self.xp.float32 else "float64"
+
+    def describe(self) -> str:
+        return f"{backend_name(self.xp)} on {self.device} ({self.dtype_name})"
+
+
+def backend_name(xp: Any) -> str:
+    """A short readable name of a namespace, for error messages."""
+    for name in ("numpy", "cupy", "torch", "jax", "array_api_strict"):
+        if getattr(array_api_compat, f"is_{name}_namespace")(xp):
+            return name
+    return getattr(xp, "__name__", repr(xp))
+
+
+def dtype_label(dtype: Any) -> str:
+    """A dtype as a short name: 'float32', not 'torch.float32', 'array_api_strict.float32' or NumPy's class."""
+    if isinstance(dtype, type):  # NumPy's and JAX's scalar types (np.float64 is what xp.float64 is)
+        return dtype.__name__
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def check_dtype_name(dtype: str | None, where: str) -> str | None:
+    """Validate a user-given dtype name ('float32', 'float64' or None)."""
+    if dtype is not None and str(dtype) not in FLOAT_DTYPES:
+        raise ValueError(f"{where}: dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+    return None if dtype is None else str(dtype)
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """``seed`` as a Python int >= 0 (a NumPy integer is accepted); TypeError/ValueError naming ``where`` otherwise."""
+    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+        raise TypeError(f"{where} must be a non-negative int, got {seed!r} ({type(seed).__name__})")
+    value = operator.index(seed)
+    if value < 0:
+        raise ValueError(f"{where} must be a non-negative int, got {value}")
+    return value
+
+
+def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
+    """(xp, device) shared by the named arrays; TypeError/ValueError naming them when they disagree."""
+    found = {name: (array_api_compat.array_namespace(a), array_api_compat.device(a)) for name, a in arrays.items()}
+    names = list(found)
+    first = names[0]
+    for other in names[1:]:
+        if found[other][0] is not found[first][0]:
+            raise TypeError(
+                f"{where}: {first} is a {backend_name(found[first][0])} array but {other} is a "
+                f"{backend_name(found[other][0])} array; put both on one backend"
+            )
+        if found[other][1] != found[first][1]:
+            raise ValueError(
+                f"{where}: {first} is on device {found[first][1]} but {other} is on device {found[other][1]}; "
+                "move both to one device"
+            )
+    return found[first]
+
+
+def as_array(data: Any, name: str, default: Placement | None) -> Any:
+    """``data`` as a backend array: arrays pass through; lists/tuples/NumPy scalars go to ``default`` (or NumPy)."""
+    if array_api_compat.is_array_api_obj(data):
+        return data
+    values = host.as_host_array(data, name)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{name} holds {values.dtype} values ({type(data).__name__}); portnn computes on real numbers "
+                        "(bool, integer or real floating), convert it first")
+    if default is None:
+        return values
+    return host.from_numpy(values, default.xp, device=default.device, dtype=None if values.dtype.kind in "iub"
+                           else default.dtype)
+
+
+def is_floating(xp: Any, x: Any) -> bool:
+    """True when ``x`` has a real floating dtype."""
+    return xp.isdtype(x.dtype, "real floating")

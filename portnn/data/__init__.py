@@ -1,0 +1,1 @@
+"""Data sets (XOR, spirals, scikit-learn's digits) and named training recipes."""

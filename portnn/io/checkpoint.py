@@ -1,0 +1,175 @@
+"""Saving and loading models: one .npz holding the architecture, weights and training state; no pickle, atomic.
+
+Entries: 'architecture' and 'training' (UTF-8 JSON as uint8 arrays), 'param/INDEX.NAME' (weights),
+'state/INDEX.NAME' (non-trainable layer state, format 3 only) and 'optim/INDEX.NAME/SLOT' (optimizer state
+arrays), all little-endian. The training JSON holds the loss and optimizer
+(type and constructor arguments), the optimizer's step counters, the shuffle seed, the epoch, the metric names and
+the per-epoch history. Shuffles are keyed by (shuffle seed, epoch), so those two numbers are the whole RNG state.
+
+``load`` reads within bounds set by the file (``portnn.io.reader``) and checks everything against one schema
+(``portnn.io.schema``) before it builds the model with ``Sequential.from_state_dict``, which draws nothing.
+Entries with other names are ignored and never decompressed (tools may add their own); 'param/', 'state/' and
+'optim/' entries must be exactly those the architecture and optimizer need. Files of models without layer state are
+written entry for entry as the 0.1.0 release wrote them (format 2), so that release still reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+from ..array import host
+from ..optim.optimizer import OptState
+from ..train.model import Sequential
+from . import schema
+from .atomic import atomic_write
+from .reader import Archive
+from .schema import FORMAT, FORMAT_WITH_STATE, LAYER_TYPES, READABLE_FORMATS, Invalid, register_layer
+
+__all__ = ["FORMAT", "LAYER_TYPES", "READABLE_FORMATS", "architecture", "atomic_write", "load", "register_layer",
+           "save"]
+
+
+def architecture(net: Sequential) -> dict[str, Any]:
+    """The JSON-able description from which ``load`` rebuilds ``net``."""
+    layer_state = any(layer.state_shapes() for layer in net.layers)  # what load expects: schema.layer_state_entries
+    dtype = net.placement.dtype_name if net.placement else net.dtype
+    return {"format": FORMAT_WITH_STATE if layer_state else FORMAT, "seed": net.seed, "dtype": dtype,
+            "epoch": net.epoch, "layers": [{"type": type(layer).__name__, **layer.config()} for layer in net.layers]}
+
+
+def optimizer_entries(state: OptState, params: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray],
+                                                                           dict[str, dict[str, int]]]:
+    """The file's form of an optimizer state: host arrays 'optim/INDEX.NAME/SLOT' for the slots shaped like the
+    parameters, and integer counters per parameter ('INDEX.NAME' -> {'step': t}) for the 0-d ones, both in the
+    0.1.0 order (parameter by parameter, then slot), so a file is written entry for entry as that release did."""
+    trees = {slot: value for slot, value in state.items() if isinstance(value, list)}
+    counts = {slot: int(host.to_numpy(value)) for slot, value in state.items() if not isinstance(value, list)}
+    arrays: dict[str, np.ndarray] = {}
+    counters: dict[str, dict[str, int]] = {}
+    for i, layer in enumerate(params):
+        for n in layer:
+            arrays.update({f"optim/{i}.{n}/{slot}": host.to_numpy(tree[i][n]) for slot, tree in trees.items()})
+            if counts:
+                counters[f"{i}.{n}"] = dict(counts)
+    return arrays, counters
+
+
+def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON-able training state, host arrays of the optimizer state keyed 'optim/INDEX.NAME/SLOT')."""
+    opt = net.optimizer
+    arrays, counters = optimizer_entries(net.optimizer_state, net.params)
+    training = {
+        "loss": None if net.loss is None else {"type": type(net.loss).__name__, "config": net.loss.config()},
+        "optimizer": None if opt is None else {"type": type(opt).__name__, "config": opt.config(),
+                                               "counters": counters},
+        "shuffle_seed": net.shuffle_seed, "metrics": net.metrics, "history": net.history, "info": net.info,
+    }
+    return training, arrays
+
+
+def _json_bytes(value: Any, name: str) -> np.ndarray:
+    schema.check_depth(value, name)  # the JSON limits of load are checked here too, so every saved file loads
+    data = json.dumps(value, allow_nan=False).encode()
+    schema.check_json_text(data, name)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    """C-ordered little-endian copy (no copy on little-endian machines): the byte order the format defines."""
+    return array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)  # 0-d stays 0-d
+
+
+def save(net: Sequential, path: str | os.PathLike) -> None:
+    """Write ``net`` (architecture, weights, loss, optimizer state, shuffle seed, epoch, history) to ``path``
+    (.npz), replacing any old file atomically: a failure part-way leaves the old file as it was."""
+    if not isinstance(net, Sequential):
+        raise TypeError(f"save: expected a portnn Sequential, got {type(net).__name__}")
+    training, optim_arrays = _training(net)
+    stateful = {f"{i}.{n}" for i, layer in enumerate(net.state) for n in layer}
+    arrays = {f"{'state' if k in stateful else 'param'}/{k}": _little_endian(v) for k, v in net.state_dict().items()}
+    arrays.update({k: _little_endian(v) for k, v in optim_arrays.items()})
+    try:
+        arrays["architecture"] = _json_bytes(architecture(net), "architecture")
+        arrays["training"] = _json_bytes(training, "training")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"save: the model's settings or history cannot be written as JSON: {err}") from err
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+# ---- loading ------------------------------------------------------------------------------------------------
+def load(path: str | os.PathLike) -> Sequential:
+    """Rebuild a model saved by ``save``, ready to predict or to continue training with ``fit(X, y)``.
+
+    Parameters and optimizer state stay on the host until the model first sees data or ``to()`` moves it, so a
+    model saved from one backend loads on any other. A damaged file is a ValueError 'load: PATH: ...' naming the
+    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are."""
+    with _open(path) as (file, size):
+        try:
+            return _load(file, size)
+        except Invalid as err:
+            raise ValueError(f"load: {path}: {err}") from err
+
+
+@contextlib.contextmanager
+def _open(path: str | os.PathLike) -> Iterator[tuple[IO[bytes], int]]:
+    """The file and its size; O_NONBLOCK so a FIFO cannot hang the open (it is then refused as not a file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except PermissionError as err:
+        raise PermissionError(f"load: {path}: permission denied: this user may not read the file") from err
+    except IsADirectoryError as err:
+        raise IsADirectoryError(f"load: {path}: is a directory, not a checkpoint file") from err
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(f"load: {path}: is a directory, not a checkpoint file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"load: {path}: is not a regular file")
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        yield file, info.st_size
+
+
+def _json(archive: Archive, name: str) -> Any:
+    return schema.parse_json(archive.json_bytes(name), name)
+
+
+def _load(file: IO[bytes], size: int) -> Sequential:
+    archive = Archive(file, size)
+    names = archive.names()
+    if "architecture" not in names:
+        raise Invalid("has no 'architecture' entry; it was not written by portnn.save")
+    arch = schema.architecture(_json(archive, "architecture"))
+    training = schema.Training()  # version 1 files hold no training state
+    if arch.format != "portnn-checkpoint-1":
+        if "training" not in names:
+            raise Invalid("has no 'training' entry, which every portnn-checkpoint-2 file has")
+        training = schema.training(_json(archive, "training"))
+    params = schema.param_entries(arch.layers, names)
+    layer_state = schema.layer_state_entries(arch.layers, names, arch.format)
+    state = schema.state_entries(arch.layers, training.optimizer, training.counters, names)
+    headers = [archive.header(name, schema.FLOAT_DTYPES, shape)
+               for name, shape in {**params, **layer_state, **state}.items()]
+    archive.reserve(headers)  # every header is checked before any data is read
+    arrays = {}
+    for header in headers:
+        arrays[header.name] = archive.read(header)
+        schema.check_finite(header.name, arrays[header.name])
+    stored = {n.partition("/")[2]: arrays[n] for n in (*params, *layer_state)}
+    net = Sequential.from_state_dict(*arch.layers, state=stored, seed=arch.seed, dtype=arch.dtype)
+    net.epoch = arch.epoch
+    net.loss, net.optimizer = training.loss, training.optimizer
+    net.optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)
+    net.shuffle_seed, net.metrics = training.shuffle_seed, training.metrics
+    net.history, net.info = training.history, training.info
+    return net

@@ -1,0 +1,145 @@
+"""Losses as pure functions: ``forward(out, y, ctx) -> (value, saved)`` gives a 0-d array and what
+``backward(saved, ctx)`` needs to return dL/dout. ``check``/``check_targets`` run once per fit, on the host side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_extra as xpx
+
+from ..array import host
+from ..array.placement import dtype_label
+from ..array.types import Array, Namespace
+from .layer import Context
+
+LOSSES: dict[str, type[Loss]] = {}  # every public Loss subclass by class name (checkpoints rebuild it)
+
+
+class Loss:
+    """Base class. ``reduction`` says how batch losses combine into an epoch loss: 'sum' or 'mean'."""
+
+    reduction = "mean"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            LOSSES[cls.__name__] = cls
+
+    def check(self, out_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+        """Raise ValueError if targets of ``y_shape`` do not fit network outputs of ``out_shape``."""
+        if tuple(out_shape) != tuple(y_shape):
+            raise ValueError(
+                f"{type(self).__name__}: y has shape {tuple(y_shape)} but the network outputs shape {tuple(out_shape)}"
+            )
+
+    def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
+        """Raise ValueError if the values of ``y`` cannot be targets (called once per fit/evaluate, not per step)."""
+
+    def _in_unit_interval(self, y: Array, xp: Namespace, what: str) -> None:
+        """ValueError unless every value of ``y`` lies in [0, 1] (one host read of its range)."""
+        if xp.isdtype(y.dtype, "bool"):
+            return
+        low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"{type(self).__name__}: {what} must lie in [0, 1], got values from {low:g} to {high:g}")
+
+    def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Any]:
+        raise NotImplementedError
+
+    def backward(self, saved: Any, ctx: Context) -> Array:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving the loss in a checkpoint as JSON."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SSE(Loss):
+    """Sum of squared errors over all samples and outputs (the seed article's loss): sum((out - y)^2)."""
+
+    reduction = "sum"
+
+    def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Array]:
+        diff = out - y
+        return ctx.xp.sum(diff * diff), diff
+
+    def backward(self, diff: Array, ctx: Context) -> Array:
+        return 2.0 * diff
+
+
+class MSE(Loss):
+    """Mean of squared errors over all samples and outputs: mean((out - y)^2)."""
+
+    def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Array]:
+        diff = out - y
+        return ctx.xp.mean(diff * diff), diff
+
+    def backward(self, diff: Array, ctx: Context) -> Array:
+        n = 1
+        for s in diff.shape:
+            n *= s
+        return (2.0 / n) * diff
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Mean cross-entropy of softmax(logits) against integer class labels (batch,) or one-hot targets (batch, k).
+
+    Computed from logits with the log-sum-exp shift, so large logits cannot overflow."""
+
+    def check(self, out_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+        if len(out_shape) != 2 or tuple(y_shape) not in ((out_shape[0],), tuple(out_shape)):
+            raise ValueError(
+                f"SoftmaxCrossEntropy: y has shape {tuple(y_shape)}; with logits of shape {tuple(out_shape)} it "
+                f"must be class labels of shape ({out_shape[0]},) or one-hot targets of shape {tuple(out_shape)}"
+            )
+        if out_shape[1] < 2:
+            raise ValueError(f"SoftmaxCrossEntropy: the network outputs {out_shape[1]} logit per sample (shape "
+                             f"{tuple(out_shape)}); a softmax needs at least 2 classes: for one output use "
+                             "BinaryCrossEntropy")
+
+    def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
+        if y.ndim == 2:  # one-hot or soft targets: probabilities
+            self._in_unit_interval(y, xp, "one-hot targets y")
+            return
+        if not xp.isdtype(y.dtype, "integral"):  # bool or float labels would be silently cast or one-hot wrongly
+            raise TypeError(f"SoftmaxCrossEntropy: class labels y (shape {tuple(y.shape)}) must have an integer "
+                            f"dtype, got {dtype_label(y.dtype)}; convert them (e.g. y.astype(int)) or pass one-hot "
+                            f"targets of shape ({y.shape[0]}, {out_shape[1]})")
+        low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))  # one host read of the range, once per call
+        if low < 0 or high >= out_shape[1]:
+            raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {out_shape[1]}) for "
+                             f"{out_shape[1]} logits, got labels from {low:g} to {high:g}")
+
+    def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Any]:
+        xp = ctx.xp
+        z = out - xp.max(out, axis=1, keepdims=True)
+        logp = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+        target = y if y.ndim == 2 else xpx.one_hot(y, out.shape[1], dtype=out.dtype, xp=xp)
+        return -xp.sum(target * logp) / float(out.shape[0]), (xp.exp(logp), target)
+
+    def backward(self, saved: Any, ctx: Context) -> Array:
+        p, target = saved
+        return (p - target) / float(p.shape[0])
+
+
+class BinaryCrossEntropy(Loss):
+    """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1], both of shape (batch, k).
+
+    Computed from logits as max(z, 0) - z*y + log(1 + exp(-|z|)), which neither overflows nor takes log(0)."""
+
+    def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
+        self._in_unit_interval(y, xp, "targets y")
+
+    def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Any]:
+        xp = ctx.xp
+        return xp.mean(xp.maximum(out, 0.0) - out * y + xp.log1p(xp.exp(-xp.abs(out)))), (out, y)
+
+    def backward(self, saved: Any, ctx: Context) -> Array:
+        z, target = saved
+        n = 1
+        for s in z.shape:
+            n *= s
+        return (0.5 + 0.5 * ctx.xp.tanh(0.5 * z) - target) / float(n)  # (sigmoid(z) - y) / n

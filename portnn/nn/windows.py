@@ -1,0 +1,57 @@
+"""Sliding 2-D windows in the Array API standard only: gather them by strided slicing (im2col) and fold them back.
+
+The standard has no ``as_strided`` and no scatter, so ``windows`` stacks ``kh*kw`` strided slices and ``fold`` (its
+adjoint, used by every backward pass) adds the window gradients back with ``array_api_extra.at``, which updates a
+fresh array in place where arrays are writeable and functionally (``.at[].add``) on immutable JAX arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_extra as xpx
+
+
+def pair(value: Any, name: str, owner: str, minimum: int) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints) as (rows, cols); ValueError naming ``owner`` and ``name`` otherwise."""
+    values = value if isinstance(value, tuple | list) else (value, value)
+    if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length along one axis: floor((size + 2*padding - kernel) / stride) + 1 (0 or less: too small)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pad2d(x: Any, padding: tuple[int, int], xp: Any) -> Any:
+    """Zero-pad the last two axes of (N, C, H, W) by ``padding`` = (ph, pw) on both sides."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return xpx.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), xp=xp)
+
+
+def windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int], xp: Any) -> Any:
+    """(N, C, H, W) -> (N, C, kh*kw, OH, OW): entry [n, c, i*kw + j, p, q] = x[n, c, i + sh*p, j + sw*q]."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out
+    # stops i + sh*(oh-1) + 1 <= H: strict rejects out-of-range slice stops
+    return xp.stack([x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+                     for i in range(kh) for j in range(kw)], axis=2)
+
+
+def fold(cols: Any, kernel: tuple[int, int], stride: tuple[int, int], size: tuple[int, int], xp: Any) -> Any:
+    """Adjoint of ``windows``: (N, C, kh*kw, OH, OW) -> (N, C, H, W), summing where windows overlap.
+
+    One ``xpx.at(...).add`` of a strided slice per kernel offset into a fresh zero array: in place where arrays are
+    writeable, ``.at[].add`` (a new array) on JAX; cheaper than building each offset's contribution by interleaving
+    zeros and padding, on every backend measured."""
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, _, oh, ow = cols.shape
+    out = xp.zeros((n, c, *size), dtype=cols.dtype, device=cols.device)
+    for i in range(kh):
+        for j in range(kw):
+            index = (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
+            out = xpx.at(out, index).add(cols[:, :, i * kw + j, :, :], xp=xp)
+    return out

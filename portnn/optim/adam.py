@@ -1,0 +1,68 @@
+"""Adam (Kingma & Ba) with optional L2 weight decay, as ``torch.optim.Adam``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+from ..array.types import Device, Namespace, Params
+from .optimizer import Optimizer, OptState, decayed, number, positive, zeros_like
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+
+    The step counter t is a 0-d int64 array in the state, and the bias corrections are computed from it on the
+    device in float64 and rounded once to the parameters' dtype, so the update is a pure function of arrays."""
+
+    def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name in ("lr", "eps"):
+            return positive("Adam", name, value)
+        if name == "betas":
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {value!r}")
+            return (number("Adam", "betas[0]", value[0], 0.0, 1.0), number("Adam", "betas[1]", value[1], 0.0, 1.0))
+        if name == "weight_decay":
+            return number("Adam", "weight_decay", value, 0.0)
+        return value
+
+    def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("m", "v"), ("step",)
+
+    def init_state(self, params: Params, xp: Namespace, device: Device) -> OptState:
+        return {"step": xp.asarray(0, dtype=xp.int64, device=device), "m": zeros_like(params, xp, device),
+                "v": zeros_like(params, xp, device)}
+
+    def update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+        try:
+            return self._update(params, grads, state)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
+            raise
+
+    def _update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+        leaves = [p for layer in params for p in layer.values()]
+        if not leaves:
+            return params, state
+        xp = array_api_compat.array_namespace(leaves[0])  # once per step
+        dtype = leaves[0].dtype
+        (b1, b2), lr, eps = self.betas, self.lr, self.eps
+        if self.weight_decay:
+            grads = decayed(params, grads, self.weight_decay)
+        t = state["step"] + 1
+        tf = xp.astype(t, xp.float64)
+        step_size = xp.astype(lr / (1.0 - b1 ** tf), dtype)  # bias corrections in float64, rounded once
+        root_bias = xp.astype(xp.sqrt(1.0 - b2 ** tf), dtype)
+        m = [{n: b1 * m_[n] + (1.0 - b1) * g[n] for n in g} for m_, g in zip(state["m"], grads, strict=True)]
+        v = [{n: b2 * v_[n] + (1.0 - b2) * (g[n] * g[n]) for n in g} for v_, g in zip(state["v"], grads, strict=True)]
+        new = [{n: p - step_size * (m_[n] / (xp.sqrt(v_[n]) / root_bias + eps)) for n, p in layer.items()}
+               for layer, m_, v_ in zip(params, m, v, strict=True)]
+        return new, {"step": t, "m": m, "v": v}
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}

@@ -1,0 +1,68 @@
+"""Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, as ``torch.optim.SGD``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..array.types import Device, Namespace, Params
+from .optimizer import Optimizer, OptState, decayed, number, positive, zeros_like
+
+
+class SGD(Optimizer):
+    """g <- g + wd p;  v <- momentum v + g;  p <- p - lr (g + momentum v if nesterov else v)  (v = g without
+    momentum)."""
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
+        if nesterov and not float(momentum) > 0.0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name == "lr":
+            return positive("SGD", "lr", value)
+        if name == "momentum":
+            value = number("SGD", "momentum", value, 0.0, 1.0)
+            if value == 0.0 and getattr(self, "nesterov", False):
+                raise ValueError("SGD: momentum must stay > 0 while nesterov=True")
+            return value
+        if name == "weight_decay":
+            return number("SGD", "weight_decay", value, 0.0)
+        if name == "nesterov":
+            if not isinstance(value, bool):
+                raise TypeError(f"SGD: nesterov must be True or False, got {value!r}")
+            if value and getattr(self, "momentum", 0.0) == 0.0:
+                raise ValueError("SGD: nesterov=True needs momentum > 0")
+        return value
+
+    def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (("velocity",) if self.momentum else ()), ()
+
+    def init_state(self, params: Params, xp: Namespace, device: Device) -> OptState:
+        return {"velocity": zeros_like(params, xp, device)} if self.momentum else {}
+
+    def update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+        try:
+            return self._update(params, grads, state)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
+            raise
+
+    def _update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+        lr, mu = self.lr, self.momentum
+        if self.weight_decay:
+            grads = decayed(params, grads, self.weight_decay)
+        if mu == 0.0:  # parameter-free layers ({}) pass through as they are
+            return [layer and {n: p - lr * g[n] for n, p in layer.items()}
+                    for layer, g in zip(params, grads, strict=True)], state
+        velocity = [{n: mu * v[n] + g[n] for n in g} for v, g in zip(state["velocity"], grads, strict=True)]
+        step = [{n: g[n] + mu * v[n] for n in g} for v, g in zip(velocity, grads, strict=True)] if self.nesterov \
+            else velocity
+        new = [{n: p - lr * s[n] for n, p in layer.items()} for layer, s in zip(params, step, strict=True)]
+        return new, {"velocity": velocity}
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}

@@ -1,0 +1,1 @@
+"""Backend parity: one host initialisation trained on several backends, compared with NumPy (and golden files)."""

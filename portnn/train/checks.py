@@ -1,0 +1,66 @@
+"""Argument and data checks shared by ``fit``, ``predict`` and ``evaluate``: each raises before any work is done,
+naming the argument and what is wrong with it (its shape, dtype or offending values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..array import host
+from ..array.placement import dtype_label
+
+REAL_KINDS = ("bool", "integral", "real floating")
+
+
+def positive_int(value: Any, name: str, where: str, *, optional: bool = False, zero: bool = False) -> None:
+    """``value`` must be an int > 0 (>= 0 with ``zero``; None allowed with ``optional``)."""
+    if optional and value is None:
+        return
+    low = 0 if zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = ("an int >= 0" if zero else "a positive int") + (" or None" if optional else "")
+        raise ValueError(f"{where}: {name} must be {kind}, got {value!r}")
+
+
+def callable_or_none(value: Any, name: str, where: str) -> None:
+    """``value`` must be None or callable (a progress callback)."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{where}: {name} must be a function f(epoch, loss) or None, got {type(value).__name__}")
+
+
+def real_dtype(x: Any, name: str, where: str, xp: Any) -> None:
+    """``x`` must hold real numbers (bool, integer or real float): not complex, strings, dates or objects."""
+    try:
+        real = xp.isdtype(x.dtype, REAL_KINDS)
+    except (TypeError, ValueError):
+        real = False
+    if not real:
+        raise TypeError(f"{where}: {name} has dtype {dtype_label(x.dtype)}; portnn computes on real numbers "
+                        "(bool, integer or real floating arrays), convert it first")
+
+
+def has_rows(x: Any, name: str, where: str) -> None:
+    """``x`` must have a batch axis with at least one row."""
+    if x.ndim == 0:
+        raise ValueError(f"{where}: {name} is a scalar; it needs a batch axis (one row per sample)")
+    if x.shape[0] == 0:
+        raise ValueError(f"{where}: {name} has shape {tuple(x.shape)}: no rows (samples), nothing to compute on")
+
+
+def finite(x: Any, name: str, where: str, xp: Any) -> None:
+    """A float ``x`` must hold no nan or inf (one device reduction and host read; details only on failure)."""
+    if not xp.isdtype(x.dtype, "real floating") or host.to_bool(xp.all(xp.isfinite(x))):
+        return
+    axes = tuple(range(1, x.ndim))
+    bad_rows = host.to_numpy(xp.any(~xp.isfinite(x), axis=axes) if axes else ~xp.isfinite(x)).nonzero()[0]
+    raise ValueError(f"{where}: {name} has non-finite values (nan or inf) in {bad_rows.size} of {x.shape[0]} rows, "
+                     f"the first in row {int(bad_rows[0])}; remove or impute them first")
+
+
+def data(arrays: dict[str, Any], where: str, xp: Any) -> None:
+    """Every named array holds real, finite numbers in at least one row."""
+    for name, x in arrays.items():
+        real_dtype(x, name, where, xp)
+        has_rows(x, name, where)
+    for name, x in arrays.items():
+        finite(x, name, where, xp)
+

@@ -1,0 +1,109 @@
+"""The one training step: forward -> loss -> backward -> update, as pure functions of arrays, built once per fit.
+
+    gradients(params, state, x, y, key) -> (loss, grads, state, out)     no host reads, no branching on values
+    apply(params, grads, opt_state)     -> (params, opt_state)           the optimizer's pure update
+    step = apply . gradients: (params, state, opt_state, x, y, key) -> (params, state, opt_state, loss, out)
+
+Nothing here reads the host, branches on array values or mutates its inputs or the model: the loop around it
+(``portnn.train.loop``) decides what to read and when. Data-parallel training calls ``gradients`` on its rows, sums
+the gradients across ranks, then calls ``apply``; gradient checks, parity traces and benchmarks call these too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..array.placement import Placement
+from ..array.types import Array, Params
+from ..nn.layer import Context, Layer
+from ..nn.losses import Loss
+from ..optim.optimizer import Optimizer, OptState
+
+
+class Step:
+    """The step of one model: its layers, loss and optimizer, where it computes, and the model's seed (dropout
+    keys are (seed, layer index, epoch, batch))."""
+
+    def __init__(self, layers: list[Layer], loss: Loss | None, optimizer: Optimizer | None, placement: Placement,
+                 seed: int) -> None:
+        self.layers, self.loss, self.optimizer, self.seed = tuple(layers), loss, optimizer, seed
+        self.placement = p = placement
+        self.training = Context(p.xp, p.device, p.dtype, training=True)
+        self.inference = Context(p.xp, p.device, p.dtype, training=False)
+        self.first = replace(self.training, need_dx=False)  # the first layer: no gradient for the input
+        self.keyed = frozenset(i for i, layer in enumerate(layers) if layer.keyed)
+        self.stateful = frozenset(i for i, layer in enumerate(layers) if layer.state_shapes())
+
+    def _inputs(self, params: Params, state: Params) -> Params:
+        """What each layer's forward/backward receives: its parameters, and its state beside them if it has any."""
+        if not self.stateful:
+            return params
+        return [{**params[i], **state[i]} if i in self.stateful else params[i] for i in range(len(params))]
+
+    def forward(self, params: Params, state: Params, x: Array, key: tuple[int, int] | None = None,
+                rows: tuple[int, int, int] | None = None) -> tuple[Array, list[Any]]:
+        """(output, what each layer saved); ``key`` = (epoch, batch) while training, None in inference."""
+        inputs, saved = (self._inputs(params, state) if self.stateful else params), []
+        if key is None or not self.keyed:  # the common case: one context for every layer
+            ctx = self.inference if key is None else self.training
+            for layer, p in zip(self.layers, inputs):  # noqa: B905 - one entry per layer by construction
+                x, s = layer.forward(p, x, ctx)
+                saved.append(s)
+            return x, saved
+        for i, (layer, p) in enumerate(zip(self.layers, inputs, strict=True)):
+            ctx = replace(self.training, key=(self.seed, i, *key), rows=rows) if i in self.keyed else self.training
+            x, s = layer.forward(p, x, ctx)
+            saved.append(s)
+        return x, saved
+
+    def gradients(self, params: Params, state: Params, x: Array, y: Array, key: tuple[int, int],
+                  rows: tuple[int, int, int] | None = None) -> tuple[Array, Params, Params, Array]:
+        """(loss, gradients, new state, output) of one training batch; the loss is a 0-d array."""
+        loss, layers, ctx = self.loss, self.layers, self.training
+        assert loss is not None, "Step.gradients needs a loss"
+        out, saved = self.forward(params, state, x, key, rows)
+        value, loss_saved = loss.forward(out, y, ctx)
+        dy = loss.backward(loss_saved, ctx)
+        inputs = self._inputs(params, state) if self.stateful else params
+        grads: Params = [{}] * len(layers)
+        for i in range(len(layers) - 1, 0, -1):
+            dy, grads[i] = layers[i].backward(inputs[i], saved[i], dy, ctx)
+        _, grads[0] = layers[0].backward(inputs[0], saved[0], dy, self.first)  # no gradient for the input
+        if self.stateful:
+            state = [layers[i].update_state(inputs[i], saved[i], ctx) if i in self.stateful else s
+                     for i, s in enumerate(state)]
+        return value, grads, state, out
+
+    def apply(self, params: Params, grads: Params, opt_state: OptState) -> tuple[Params, OptState]:
+        """The optimizer's update of ``params`` by ``grads``."""
+        assert self.optimizer is not None, "Step.apply needs an optimizer"
+        return self.optimizer.update(params, grads, opt_state)
+
+    def __call__(self, params: Params, state: Params, opt_state: OptState, x: Array, y: Array,
+                 key: tuple[int, int]) -> tuple[Params, Params, OptState, Array, Array]:
+        value, grads, state, out = self.gradients(params, state, x, y, key)
+        params, opt_state = self.apply(params, grads, opt_state)
+        return params, state, opt_state, value, out
+
+    def finite(self, *trees: Any) -> Array:
+        """A 0-d boolean array: every float array in ``trees`` (parameter lists, state, optimizer state) is finite."""
+        xp, ok = self.training.xp, None
+        for a in leaves(*trees):
+            if xp.isdtype(a.dtype, "real floating"):
+                flag = xp.all(xp.isfinite(a))
+                ok = flag if ok is None else ok & flag
+        return xp.asarray(True, dtype=xp.bool, device=self.training.device) if ok is None else ok
+
+
+def leaves(*trees: Any) -> list[Array]:
+    """The arrays of parameter trees (lists of dicts), optimizer states (dicts of arrays and trees) and arrays."""
+    out: list[Array] = []
+    for tree in trees:
+        if isinstance(tree, dict):
+            out += leaves(*tree.values())
+        elif isinstance(tree, list | tuple):
+            out += leaves(*tree)
+        else:
+            out.append(tree)
+    return out
