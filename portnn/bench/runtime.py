@@ -4,6 +4,7 @@ use, interleaved timing with medians and per-pair ratios, and the run's own floa
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import statistics
@@ -82,9 +83,9 @@ def threads(n: int | None) -> Iterator[None]:
     except ImportError as err:
         raise RuntimeError('thread limits need threadpoolctl: pip install "portnn[bench]"') from err
 
-    torch = None
+    torch: Any = None
     if has_torch():
-        import torch
+        torch = importlib.import_module("torch")
         before = torch.get_num_threads()
         torch.set_num_threads(n)
     try:

@@ -115,6 +115,7 @@ def torch_run(torch_device: str, iterations: int) -> Callable[[], float]:
             loss.backward()
             with torch.no_grad():
                 for w in ws:
+                    assert w.grad is not None
                     w -= LR * w.grad
                     w.grad = None
             value = loss.item()

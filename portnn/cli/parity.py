@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = distributed_parity.from_args(args, problem, dtypes)
     elif args.check_dumps:
+        assert reference is not None  # --check-dumps needs --against, checked above
         report = _check_dumps(problem, reference, Path(args.check_dumps), args.tol)
     else:
         skipped: list[str] = []
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         command = ["portnn", "parity", "--example", problem.recipe.name, "--seed", str(problem.seed), "--dtype",
                    ",".join(dtypes), *(["--epochs", str(args.epochs)] if args.epochs is not None else []),
                    "--backends", "numpy", "--save-golden", str(args.save_golden)]
+        assert reference is not None  # computed above: --save-golden excludes --distributed and --check-dumps
         save_golden(args.save_golden, problem, reference, command=shlex.join(command))
         print(f"golden file written: {args.save_golden}")
     if args.json:

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if resumed:
         print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
     print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
-          f"lr {net.optimizer.lr if resumed else lr}, seed {net.seed}, threads {threads.threads_note(args.backend)}")
+          f"lr {getattr(net.optimizer, 'lr', lr) if resumed else lr}, seed {net.seed}, "
+          f"threads {threads.threads_note(args.backend)}")
     if test is not None:
         print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
               "(never trained on)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..io.atomic import atomic_write, write_npz
 from .agreement import RanksDisagree
@@ -30,7 +31,7 @@ def fit_case(args: argparse.Namespace) -> None:
 
     comm = MPICommunicator()
     change = CASES[args.differ] if comm.rank == comm.size - 1 else None
-    case = {} if change is None else {change[0]: change[1]}
+    case: dict[str, Any] = {} if change is None else {change[0]: change[1]}
     X, y = datasets.regression(seed=1)
     X = X + case.get("X", 0.0)
     activation = getattr(portnn, case.get("activation", "Tanh"))

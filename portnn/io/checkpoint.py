@@ -100,7 +100,7 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
         arrays["training"] = _json_bytes(training, "training")
     except (TypeError, ValueError) as err:
         raise ValueError(f"save: the model's settings or history cannot be written as JSON: {err}") from err
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds
 
 
 # ---- loading ------------------------------------------------------------------------------------------------

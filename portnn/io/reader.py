@@ -55,7 +55,7 @@ class _Bounded:
     def __init__(self, stream: IO[bytes], limit: int, name: str) -> None:
         self.stream, self.limit, self.name, self.pos = stream, limit, name, 0
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         if self.pos + n > self.limit:
             raise Invalid(f"entry {self.name!r}: its .npy header is longer than {HEADER_MAX} bytes")
         data = self.stream.read(n)

@@ -31,7 +31,7 @@ class Conv2D(Layer):
         self._draw = initializer(init)  # fails early on an unknown initialiser name
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {"weight": (self.out_channels, self.in_channels, *self.kernel_size)}
+        shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_channels, self.in_channels, *self.kernel_size)}
         return {**shapes, "bias": (self.out_channels,)} if self.bias else shapes
 
     def init(self, rng: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ class Dense(Layer):
         self._draw = initializer(init)  # fails early on an unknown initialiser name
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {"weight": (self.in_features, self.out_features)}
+        shapes: dict[str, tuple[int, ...]] = {"weight": (self.in_features, self.out_features)}
         return {**shapes, "bias": (self.out_features,)} if self.bias else shapes
 
     def init(self, rng: Any) -> dict[str, Any]:

@@ -46,13 +46,21 @@ class Reference:
         return tuple(self.final)
 
 
+def _collector(steps: list[dict[str, np.ndarray]]) -> Callable[[int, float, dict[str, np.ndarray] | None], None]:
+    """An on_step hook appending each step's host weights to ``steps`` (it runs with snapshots on)."""
+    def hook(_step: int, _loss: float, weights: dict[str, np.ndarray] | None) -> None:
+        assert weights is not None
+        steps.append(weights)
+
+    return hook
+
+
 def compute_reference(problem: Problem, dtypes: tuple[str, ...], trace: bool = False) -> Reference:
     """Train the reference (NumPy on the CPU) in float64 and in each other requested dtype, here."""
     final, losses, snapshots = {}, {}, {}
     for dtype in dict.fromkeys(("float64", *dtypes)):
         steps: list[dict[str, np.ndarray]] = []
-        run = train(problem, Target(*REFERENCE, dtype),
-                    on_step=(lambda _s, _l, w, steps=steps: steps.append(w)) if trace else None, snapshots=trace)
+        run = train(problem, Target(*REFERENCE, dtype), on_step=_collector(steps) if trace else None, snapshots=trace)
         final[dtype], losses[dtype] = run.final, run.losses
         if trace:
             snapshots[dtype] = steps

@@ -63,7 +63,7 @@ def save_golden(path: str | os.PathLike, problem: Problem, ref: Reference, comma
         arrays[f"loss/{dt}"] = np.asarray(ref.losses[dt], dtype=np.float64)
     if any(a.dtype == object for a in arrays.values()):
         raise TypeError("save_golden: refusing to write an object array (it would need pickle)")
-    checkpoint.atomic_write(path, lambda f: np.savez(f, **arrays))
+    checkpoint.atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds
 
 
 def load_golden(path: str | os.PathLike) -> tuple[Problem, Reference, dict[str, Any]]:
@@ -110,7 +110,7 @@ def dump_run(folder: str | os.PathLike, run: Run, problem: Problem) -> Path:
     arrays = {"meta": _meta_array(meta), "loss": np.asarray(run.losses, dtype=np.float64)}
     arrays.update({f"final/{k}": np.asarray(v) for k, v in run.final.items()})
     path = Path(folder) / f"{problem.recipe.name}-{run.target}.npz"
-    checkpoint.atomic_write(path, lambda f: np.savez(f, **arrays))
+    checkpoint.atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds
     return path
 
 

@@ -170,7 +170,8 @@ def curve_diff(losses: list[float], ref: list[float] | np.ndarray) -> float:
 def default_targets(dtypes: tuple[str, ...] = DTYPES) -> tuple[list[Target], list[str]]:
     """Every (backend, device) runnable here x ``dtypes``, NumPy first; plus a note for each backend skipped."""
     names = sorted(backends.registry(), key=lambda n: (n != "numpy", n))
-    out, skipped = [], []
+    out: list[Target] = []
+    skipped: list[str] = []
     for name in names:
         b = backends.get(name)
         devices = backends.runnable_devices(b)

@@ -47,8 +47,12 @@ def has_rows(x: Any, name: str, where: str) -> None:
 
 
 def finite(x: Any, name: str, where: str, xp: Any) -> None:
-    """A float ``x`` must hold no nan or inf (one device reduction and host read; details only on failure)."""
-    if not xp.isdtype(x.dtype, "real floating") or host.to_bool(xp.all(xp.isfinite(x))):
+    """A float ``x`` must hold no nan or inf. One pass and no temporary as large as ``x``: its sum is finite unless
+    some value is nan or inf or the sum overflowed, which the min and max (nan-propagating in the standard) then
+    tell apart; the rows are found only on failure."""
+    if not xp.isdtype(x.dtype, "real floating") or host.to_bool(xp.isfinite(xp.sum(x))):
+        return
+    if host.to_bool(xp.isfinite(xp.min(x)) & xp.isfinite(xp.max(x))):
         return
     axes = tuple(range(1, x.ndim))
     bad_rows = host.to_numpy(xp.any(~xp.isfinite(x), axis=axes) if axes else ~xp.isfinite(x)).nonzero()[0]

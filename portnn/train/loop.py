@@ -132,8 +132,8 @@ class Trainer:
         """``epochs`` passes over (X, y) in batches of ``size``; records loss, ``names`` metrics and (with
         ``validate``) 'val_*' each epoch in the returned History and in the model's ``history``."""
         net = self.net
-        bad = self.non_finite()
-        if bad:
+        if not self.model_finite():
+            bad = self.non_finite()
             raise ValueError(f"fit: the model holds non-finite values before training in {', '.join(bad)}; "
                              "load finite weights (load_state_dict) first")
         self.mark(recorded=0)
