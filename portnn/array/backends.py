@@ -20,6 +20,8 @@ from typing import Any
 from .threads import THREAD_DEFAULTS, THREAD_METHODS
 from .threads import apply as apply_threads
 
+COMPILE_METHODS = ("none", "jax.jit", "torch.compile")
+
 _PACKAGE = Path(__file__).resolve().parent.parent  # portnn/
 _PACKAGED = _PACKAGE / "_backends"  # inside an installed wheel
 _SOURCE = _PACKAGE.parent / "backends"  # in a source checkout / editable install
@@ -40,7 +42,8 @@ class Backend:
     install_note: str | None = None  # shown after the pip command when the backend is missing
     env: dict[str, str] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
-    threads: dict[str, Any] = field(default_factory=dict)  # how its intra-op CPU threads are set (see _threads)
+    threads: dict[str, Any] = field(default_factory=dict)  # how its intra-op CPU threads are set (see threads.py)
+    compile: dict[str, Any] = field(default_factory=dict)  # how fit(compile=...) compiles its step (compile.py)
 
     def installed(self) -> bool:
         """True when the backend's module can be imported here (without importing it)."""
@@ -84,6 +87,9 @@ def registry() -> dict[str, Backend]:
         if threads.get("method") not in THREAD_METHODS or threads.get("default") not in THREAD_DEFAULTS:
             raise ValueError(f"{path}: [threads] needs method in {THREAD_METHODS} and default in "
                              f"{THREAD_DEFAULTS}, got {threads}")
+        compiled = raw.setdefault("compile", {"method": "none", "auto": False})
+        if compiled.get("method") not in COMPILE_METHODS or not isinstance(compiled.get("auto"), bool):
+            raise ValueError(f"{path}: [compile] needs method in {COMPILE_METHODS} and auto true/false, got {compiled}")
         out[raw["name"]] = Backend(**raw)
     return out
 

@@ -1,8 +1,8 @@
-"""Dropout whose mask is drawn on the host, so it is identical on every backend and device.
-
-The mask comes from ``portnn.array.random.keep_mask``: PCG64 seeded with ``ctx.key`` = (model seed, layer index,
-epoch, batch) while training; in inference the layer is the identity. Inverted dropout: kept values are scaled by
-1 / (1 - p). A data-parallel rank draws the global batch's mask and keeps its rows, so N ranks equal one process.
+"""Dropout whose mask comes from a counter-based generator on the device (``threefry``), keyed by (model seed, layer
+index, epoch, batch): the same bits on every backend, generated where the data is (also inside a compiled step),
+and a resumed run draws the same masks. Inverted dropout: kept values are scaled by 1 / (1 - p); in inference the
+layer is the identity. A data-parallel rank draws only its rows of the global batch's mask, so N ranks equal one
+process.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..array import host
-from ..array import random as host_random
 from ..array.types import Array
+from . import threefry
 from .layer import Context, Grads, Layer
 
 
@@ -33,10 +32,11 @@ class Dropout(Layer):
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         if not ctx.training or ctx.key is None or self.p == 0.0:
             return x, None
-        rows = ctx.rows
+        xp, rows = ctx.xp, ctx.rows
         shape = tuple(x.shape) if rows is None else (rows[2], *tuple(x.shape)[1:])
-        scale = host_random.dropout_scale(ctx.key, shape, self.p, None if rows is None else rows[:2])
-        mask = host.from_numpy(scale, ctx.xp, device=x.device, dtype=x.dtype)
+        kept = threefry.keep(threefry.key(*ctx.key), shape, self.p, xp, ctx.device,
+                             None if rows is None else rows[:2])
+        mask = xp.astype(kept, x.dtype) * (1.0 / (1.0 - self.p))
         return x * mask, mask
 
     def backward(self, params: dict[str, Array], mask: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:

@@ -54,7 +54,7 @@ class MaxPool2D(_Pool2D):
             return None, {}
         xp = ctx.xp
         argmax, k, in_hw = saved
-        offsets = xp.arange(k, dtype=argmax.dtype, device=argmax.device)
+        offsets = xp.arange(k, dtype=argmax.dtype, device=ctx.device)
         hit = offsets[:, None, None] == argmax[:, :, None, :, :]  # (N, C, K, OH, OW)
         dcols = dy[:, :, None, :, :] * xp.astype(hit, dy.dtype)
         return windows.fold(dcols, self.kernel_size, self.stride, in_hw, xp), {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import array_api_extra as xpx
 
 
@@ -49,7 +50,7 @@ def fold(cols: Any, kernel: tuple[int, int], stride: tuple[int, int], size: tupl
     zeros and padding, on every backend measured."""
     (kh, kw), (sh, sw) = kernel, stride
     n, c, _, oh, ow = cols.shape
-    out = xp.zeros((n, c, *size), dtype=cols.dtype, device=cols.device)
+    out = xp.zeros((n, c, *size), dtype=cols.dtype, device=array_api_compat.device(cols))
     for i in range(kh):
         for j in range(kw):
             index = (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))

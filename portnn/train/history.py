@@ -27,3 +27,5 @@ class History(list):
         for key, values in self.metrics.items():
             del values[keep:]
             del everything[key][len(everything[key]) - drop:]
+            if not everything[key]:  # as if the epochs had never been recorded
+                del everything[key]

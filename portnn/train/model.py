@@ -4,9 +4,11 @@ where they live; ``fit`` builds the pure step and hands it to the loop."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from ..array import host
+from ..array.compile import Compiler, compiler
 from ..array.placement import Placement, as_array, backend_name, check_dtype_name, check_seed, is_floating, namespace_of
 from ..array.types import Array, Namespace, Params
 from ..nn import init, metrics
@@ -15,7 +17,8 @@ from ..nn.losses import Loss
 from ..optim.optimizer import Optimizer, OptState
 from . import checks
 from .batches import batches
-from .callbacks import Callback, Progress
+from .callbacks import Callback, Progress, wants_steps
+from .compiled import CompiledTrainer
 from .history import History
 from .loop import Trainer
 from .parallel import strategy
@@ -65,6 +68,8 @@ class Sequential:
         self.epoch = 0
         self.history: dict[str, list[float]] = {}  # every epoch so far: 'loss', 'accuracy', 'val_loss', ...
         self.info: dict[str, Any] = {}  # JSON-able notes saved with checkpoints (e.g. the CLI's example name)
+        self.compile_stats: dict[str, Any] = {}  # of the last compiled fit: method, traces, compile_seconds
+        self._compiled: dict[Any, Any] = {}  # compiled trainers and forward passes by configuration (see fit)
 
     # ---- parameters -------------------------------------------------------------------------------------
     def parameters(self) -> dict[tuple[int, str], Array]:
@@ -104,8 +109,8 @@ class Sequential:
         self.params, self.state = params, layer_state
 
     def _place_host(self, value: Any) -> Any:
-        if self.placement is None:
-            return host.as_host_array(value, "parameter", dtype="float64")
+        if self.placement is None:  # on the host until placed: in the model's dtype when it names one
+            return host.as_host_array(value, "parameter", dtype=self.dtype or "float64")
         p = self.placement
         return host.from_numpy(value, p.xp, device=p.device, dtype=p.dtype)
 
@@ -185,15 +190,16 @@ class Sequential:
             raise RuntimeError("Sequential.step: the model is not placed yet; call to(...) or fit/predict first")
         return Step(self.layers, loss or self.loss, optimizer or self.optimizer, self.placement, self.seed)
 
-    def predict(self, X: Any) -> Array:
+    def predict(self, X: Any, *, compile: bool | str = "auto") -> Array:
         """Network output for X of shape (batch, features), in X's namespace and on its device.
 
         X must hold finite real numbers; an output that overflows to nan or inf is a FloatingPointError, never
-        returned (two host reads per call: the input check and the output check)."""
+        returned (two host reads per call: the input check and the output check). ``compile`` as in ``fit``: the
+        forward pass is compiled where training would be."""
         xp, device, arrays = self._resolve({"X": X}, "predict")
         self._check_shapes(tuple(arrays["X"].shape), "predict")
         p = self._place(xp, device, arrays["X"])
-        out, _ = self.step().forward(self.params, self.state, self._float_input(arrays["X"], p))
+        out = self._inference(compile)(self.params, self.state, self._float_input(arrays["X"], p))
         if not host.to_bool(xp.all(xp.isfinite(out))):
             rows = host.to_numpy(xp.any(~xp.isfinite(xp.reshape(out, (out.shape[0], -1))), axis=1)).nonzero()[0]
             raise FloatingPointError(f"predict: the output is not finite (nan or inf) for {rows.size} of "
@@ -227,6 +233,7 @@ class Sequential:
         progress: Any = None,
         callbacks: list[Callback] | None = None,
         communicator: Any = None,
+        compile: bool | str = "auto",
     ) -> History:
         """Train for ``epochs`` passes over (X, y); return the loss of each epoch (a list, with ``.metrics``).
 
@@ -243,12 +250,18 @@ class Sequential:
         With ``communicator`` (``portnn.distributed``; every rank makes the same call on the same data), training is
         data-parallel: the ranks check that they agree on data and settings, rank 0's weights are broadcast, each
         rank computes on its rows of every global batch (the same batches as one process) and one Allreduce per
-        step sums the gradients, so all ranks end with the same weights as single-process training."""
+        step sums the gradients, so all ranks end with the same weights as single-process training.
+
+        ``compile``: True compiles the step where the backend can (``backends/*.toml`` [compile]: JAX's ``jax.jit``,
+        torch's ``torch.compile``), False never, 'auto' (default) where the backend file says it pays. Compiled
+        training reads the host once per epoch (every step only for a callback that wants steps) with the same
+        rollback; ``self.compile_stats`` says how many traces it took and how long they took."""
         loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed, shuffle, progress,
                                                     callbacks)
         parallel = strategy(communicator)
         names = self._metric_names(loss, metrics, "fit")
         p, x_all, y_all, val = self._training_data(X, y, loss, "fit", self._validation_arrays(validation_data))
+        use = self._compiler(p, compile, communicator)
         previous = self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state
         if self.optimizer is not optimizer or not self.optimizer_state:  # a new optimizer starts from fresh state
             self.optimizer_state = optimizer.init_state(self.params, p.xp, p.device)
@@ -266,11 +279,76 @@ class Sequential:
         validate = None if val is None else (lambda: self._evaluate(step, val[0], val[1], loss, names, batch_size,
                                                                     "fit (validation_data)"))
         everyone = ([Progress(progress)] if progress is not None else []) + list(callbacks or [])
-        return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle,
-                                                           names=names, validate=validate)
+        if not use.compiles:
+            return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
+                                                               shuffle=shuffle, names=names, validate=validate)
+        trainer = self._compiled_trainer(step, use, everyone, names)
+        use = trainer.compiler  # a cached trainer keeps its compiler (and its compiled functions)
+        before = (use.traces, use.compile_seconds)
+        try:
+            return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, validate=validate)
+        except use.trace_errors() as err:  # raised while tracing, before the model changed
+            if compile is True:
+                raise
+            warnings.warn(f"fit: {use.method} cannot compile this model's step ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0]}); training eagerly (pass compile=False to say so)",
+                          UserWarning, stacklevel=2)
+            self._compiled.pop(next(k for k, v in self._compiled.items() if v is trainer), None)
+            return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
+                                                               shuffle=shuffle, names=names, validate=validate)
+        finally:
+            self.compile_stats = {"method": use.method, "traces": use.traces - before[0],
+                                  "compile_seconds": use.compile_seconds - before[1], "traces_total": use.traces}
+
+    def _inference(self, requested: bool | str) -> Any:
+        """forward(params, state, x) -> output in inference, compiled where ``fit(compile=requested)`` would compile
+        (built once per configuration, so later calls do not retrace)."""
+        p = self.placement
+        assert p is not None
+        use = self._compiler(p, requested, None)
+        key = ("inference", repr(self.layers), p.describe(), str(p.device), use.method)
+        fn = self._compiled.get(key)
+        if fn is None:
+            step = self.step()
+
+            def forward(params: Params, state: Params, x: Array) -> Array:
+                return step.forward(params, state, x)[0]
+
+            fn = self._compiled[key] = use.jit(forward) if use.compiles else forward
+        return fn
+
+    def _compiler(self, p: Placement, requested: bool | str, communicator: Any) -> Compiler:
+        """The compiler of this fit (see ``fit``): eager for data-parallel training and unknown namespaces."""
+        from ..array import backends
+
+        name = backend_name(p.xp)
+        backend = backends.registry().get(name)
+        if backend is None:
+            if requested is True:
+                raise ValueError(f"fit: compile=True, but {name} is not a backend of backends/*.toml")
+            return compiler(backends.get("numpy"), False)
+        use = compiler(backend, requested)
+        if use.compiles and communicator is not None:
+            if requested is True:
+                raise ValueError("fit: compiled data-parallel training is not supported yet (the Allreduce runs on "
+                                 "the host between the step's gradients and its update); use compile=False")
+            return compiler(backend, False)
+        return use
+
+    def _compiled_trainer(self, step: Step, use: Compiler, callbacks: list[Callback],
+                          names: list[str]) -> CompiledTrainer:
+        """A compiled trainer whose compiled functions are reused by later fits of the same configuration (also
+        after load_state_dict), so a second fit does not retrace."""
+        key = (repr(self.layers), repr(step.loss), repr(step.optimizer), step.placement.describe(),
+               str(step.placement.device), self.seed, tuple(names), use.method)
+        cached = self._compiled.get(key)
+        if cached is None:
+            cached = self._compiled[key] = CompiledTrainer(self, step, use, callbacks, names)
+        cached.callbacks, cached.per_step = callbacks, wants_steps(callbacks)
+        return cached
 
     def evaluate(self, X: Any, y: Any, *, loss: Loss | None = None, metrics: list[str] | None = None,
-                 batch_size: int | None = None) -> dict[str, float]:
+                 batch_size: int | None = None, compile: bool | str = "auto") -> dict[str, float]:
         """Loss and metrics of the model on (X, y), e.g. {'loss': 0.08, 'accuracy': 0.97}; the weights are unchanged.
 
         ``loss``/``metrics`` default to those of the last ``fit`` (accuracy for classification losses)."""
@@ -280,15 +358,17 @@ class Sequential:
         checks.positive_int(batch_size, "batch_size", "evaluate", optional=True)
         names = self._metric_names(loss, metrics, "evaluate")
         _, x_all, y_all, _ = self._training_data(X, y, loss, "evaluate")
-        return self._evaluate(self.step(loss), x_all, y_all, loss, names, batch_size, "evaluate")
+        return self._evaluate(self.step(loss), x_all, y_all, loss, names, batch_size, "evaluate",
+                              self._inference(compile))
 
     def _evaluate(self, step: Step, x_all: Array, y_all: Array, loss: Loss, names: list[str],
-                  batch_size: int | None, where: str) -> dict[str, float]:
+                  batch_size: int | None, where: str, forward: Any = None) -> dict[str, float]:
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
         totals, start, ctx = Totals(loss, names, step.inference.xp), 0, step.inference
+        forward = forward or (lambda params, state, x: step.forward(params, state, x)[0])
         for xb, yb in batches(x_all, y_all, size, step.placement):
-            out, _ = step.forward(self.params, self.state, xb)
+            out = forward(self.params, self.state, xb)
             value = host.to_float(loss.forward(out, yb, ctx)[0])
             if not math.isfinite(value):
                 raise FloatingPointError(f"{where}: loss is {value} on rows {start} to {start + xb.shape[0] - 1}: "

@@ -107,3 +107,13 @@ def leaves(*trees: Any) -> list[Array]:
         else:
             out.append(tree)
     return out
+
+
+def where_tree(xp: Any, ok: Array, new: Any, old: Any) -> Any:
+    """``new`` where the 0-d boolean ``ok`` holds, else ``old``, leaf by leaf over matching trees (lists, tuples,
+    dicts of arrays): how a compiled step commits an update only when it is finite, without a host read."""
+    if isinstance(new, dict):
+        return {k: where_tree(xp, ok, v, old[k]) for k, v in new.items()}
+    if isinstance(new, list | tuple):
+        return type(new)(where_tree(xp, ok, a, b) for a, b in zip(new, old, strict=True))
+    return xp.where(ok, new, old)

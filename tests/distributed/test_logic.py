@@ -189,7 +189,8 @@ def fit_on(comm: distributed.Communicator | None, *, loss: Callable = portnn.MSE
     else:
         x_in, y_in = x, y
     history = net.fit(x_in, y_in, loss=loss(), optimizer=(optimizer or (lambda: portnn.SGD(0.1, momentum=0.9)))(),
-                      epochs=epochs, batch_size=batch_size, seed=3, communicator=comm)
+                      epochs=epochs, batch_size=batch_size, seed=3, communicator=comm,
+                      compile=False)  # data-parallel training is eager: compare it with the eager single process
     return weights(net), history
 
 

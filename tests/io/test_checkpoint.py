@@ -256,15 +256,25 @@ def test_an_adam_checkpoint_of_the_previous_release_loads_and_resumes(tmp_path: 
 
 
 def test_a_float32_cnn_checkpoint_of_the_previous_release_loads(tmp_path: Path) -> None:
+    """The file's training used 0.1.0's host-drawn dropout masks, which the counter-based generator replaced, so a
+    retrain no longer reproduces its weights: the loaded model is checked against the recipe's settings and by
+    saving it again, which must reproduce the file entry for entry and byte for byte."""
     back = portnn.load(FIXTURES / "cnn-sgd-float32.npz")
     net, data = fixture_cnn()
-    assert_same_model(back, net)
+    assert repr(back) == repr(net)
+    assert (back.seed, back.epoch, back.shuffle_seed, back.metrics) == (6, 3, 2, ["accuracy"])
+    assert {k: len(v) for k, v in back.history.items()} == {"loss": 3, "accuracy": 3}
     assert back.dtype == "float32"
-    assert back.metrics == ["accuracy"]
+    assert back.optimizer.config() == net.optimizer.config()
+    assert {k: v.shape for k, v in back.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+    assert all(v.dtype == np.float32 for v in back.state_dict().values())
     assert set(back.optimizer_state) == {"velocity"}  # a velocity for every parameter, no counter
     assert [set(layer) for layer in back.optimizer_state["velocity"]] == [set(layer) for layer in back.params]
-    assert_written_as(FIXTURES / "cnn-sgd-float32.npz", net, tmp_path / "again.npz")
-    np.testing.assert_array_equal(portnn.to_numpy(back.predict(data[0])), portnn.to_numpy(net.predict(data[0])))
+    assert_written_as(FIXTURES / "cnn-sgd-float32.npz", back, tmp_path / "again.npz")
+    assert_written_as(FIXTURES / "cnn-sgd-float32.npz", portnn.load(tmp_path / "again.npz"), tmp_path / "more.npz")
+    assert np.isfinite(portnn.to_numpy(back.predict(data[0]))).all()
+    back.fit(*data, epochs=1, batch_size=8)  # resumes: same loss, optimizer and its velocity
+    assert back.epoch == 4
 
 
 def test_a_version_1_fixture_loads() -> None:

@@ -1,0 +1,264 @@
+"""Compiled training (jax.jit; torch.compile): the same weights as NumPy within the backend tolerances on the seed,
+mlp and a dropout CNN; at most two traces per fit and none for a second fit; the same errors, rollback, history
+and callbacks as eager training; a step that cannot be traced falls back to eager under compile='auto'."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+import portnn
+import portnn.distributed
+from portnn import backends, recipes
+from portnn.train.loop import named_arrays
+
+COMPILING = [pytest.param(name, id=f"{name}-{backends.get(name).compile['method']}",
+                          marks=[getattr(pytest.mark, name)] + ([] if backends.get(name).installed()
+                                                                  else [pytest.mark.skip(reason=f"{name} missing")]))
+             for name, b in backends.registry().items() if b.compile.get("method", "none") != "none"]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # torch's inductor uses its own deprecated APIs
+              pytest.mark.filterwarnings("ignore:Dynamo detected:UserWarning"),  # torch's tracer about array-api-extra
+              pytest.mark.filterwarnings("ignore::RuntimeWarning")]  # NumPy's overflow warnings in the failure cases
+
+
+def load(name: str) -> tuple[Any, Any]:
+    return backends.load(name)
+
+
+def dropout_cnn(seed: int = 1) -> portnn.Sequential:
+    return portnn.Sequential(portnn.Conv2D(1, 4, 3, padding=1), portnn.ReLU(), portnn.MaxPool2D(2),
+                             portnn.Dropout(0.25), portnn.Flatten(), portnn.Dense(64, 10), seed=seed)
+
+
+def problems() -> dict[str, tuple]:
+    seed, mlp = recipes.get("seed"), recipes.get("mlp")
+    cnn = recipes.get("digits-cnn")
+    Xc, yc = cnn.data()
+    return {
+        "seed": (lambda: seed.model(1), *seed.data(), seed.loss, lambda: seed.optimizer(seed.lr),
+                 {"epochs": 300}),
+        "mlp": (lambda: mlp.model(1), *mlp.data(), mlp.loss, lambda: mlp.optimizer(mlp.lr),
+                {"epochs": 10, "batch_size": 16}),
+        "dropout-cnn": (dropout_cnn, Xc[:192], yc[:192], portnn.SoftmaxCrossEntropy, lambda: portnn.Adam(0.005),
+                        {"epochs": 2, "batch_size": 32}),
+    }
+
+
+def train(name: str | None, problem: str, dtype: str, compile: Any = True) -> portnn.Sequential:
+    make, X, y, loss, opt, kw = problems()[problem]
+    net = make()
+    if name is None:
+        net.to("numpy", None, dtype)
+        net.fit(X, y, loss=loss(), optimizer=opt(), compile=False, **kw)
+        return net
+    xp, device = load(name)
+    net.to(xp, device, dtype)
+    Xd = xp.asarray(np.asarray(X), device=device)
+    yd = xp.asarray(np.asarray(y), device=device)
+    net.fit(Xd, yd, loss=loss(), optimizer=opt(), compile=compile, **kw)
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("problem", ["seed", "mlp", "dropout-cnn"])
+@pytest.mark.parametrize("name", COMPILING)
+def test_compiled_training_matches_numpy(name: str, problem: str, dtype: str) -> None:
+    if name == "torch" and dtype == "float32":
+        pytest.skip("torch.compile compiles for seconds per graph on the CPU: its float64 rows stand for both")
+    ref = train(None, problem, dtype)
+    got = train(name, problem, dtype)
+    assert got.compile_stats["method"] == backends.get(name).compile["method"]
+    tol = backends.get(name).tol(dtype, "seed" if problem == "seed" else "")
+    for key, value in ref.state_dict().items():
+        diff = np.max(np.abs(got.state_dict()[key] - value) / np.maximum(1.0, np.abs(value)))
+        assert diff <= tol, f"{key}: {diff:.2e} > {tol:.0e}"
+    np.testing.assert_allclose(got.history["loss"], ref.history["loss"], rtol=max(tol, 1e-13) * 10, atol=0)
+
+
+@pytest.fixture
+def jax_backend() -> tuple[Any, Any]:
+    if not backends.get("jax").installed():
+        pytest.skip("jax is not installed")
+    return load("jax")
+
+
+def test_at_most_two_traces_per_fit_and_none_for_a_second(jax_backend) -> None:
+    xp, device = jax_backend
+    mlp = recipes.get("mlp")  # 64 rows in batches of 24: two full batches (one scan) and a short one
+    X, y = (xp.asarray(a, device=device) for a in mlp.data())
+    net = mlp.model(1).to(xp, device)
+    net.fit(X, y, loss=mlp.loss(), optimizer=mlp.optimizer(0.1), epochs=3, batch_size=24)
+    assert net.compile_stats["traces"] == 2
+    assert net.compile_stats["compile_seconds"] > 0
+    net.fit(X, y, epochs=2, batch_size=24)
+    assert net.compile_stats["traces"] == 0
+    net.load_state_dict(mlp.model(2).state_dict())
+    net.fit(X, y, epochs=1, batch_size=24)
+    assert net.compile_stats["traces"] == 0
+    full = mlp.model(1).to(xp, device)
+    full.fit(X, y, loss=mlp.loss(), optimizer=mlp.optimizer(0.1), epochs=50)  # full batch: one compiled loop
+    assert full.compile_stats["traces"] == 1
+    assert len(full.history["loss"]) == 50
+
+
+def failure_cases() -> list:
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((32, 3)) * 3, rng.standard_normal((32, 1)) * 3
+
+    def relu() -> portnn.Sequential:
+        return portnn.Sequential(portnn.Dense(3, 16), portnn.ReLU(), portnn.Dense(16, 1), seed=0)
+
+    def hidden() -> portnn.Sequential:  # a dead ReLU hides an -inf weight behind a finite loss
+        net = portnn.Sequential(portnn.Dense(1, 1, bias=False), portnn.ReLU(), portnn.Dense(1, 1, bias=False))
+        net.load_state_dict({"0.weight": np.array([[1e-200]]), "2.weight": np.array([[1e200]])})
+        return net
+
+    return [
+        pytest.param(relu, X, Y, lambda: {"loss": portnn.MSE(), "optimizer": portnn.SGD(5.0), "epochs": 50},
+                     id="full-batch-divergence"),
+        pytest.param(relu, X, Y, lambda: {"loss": portnn.MSE(), "optimizer": portnn.SGD(3.0), "epochs": 30,
+                                          "batch_size": 8}, id="mini-batch-divergence"),
+        pytest.param(relu, X, Y, lambda: {"loss": portnn.MSE(), "optimizer": portnn.SGD(1e308), "epochs": 1},
+                     id="last-update-overflows"),
+        pytest.param(hidden, np.array([[1.0]]), np.array([[0.0]]),
+                     lambda: {"loss": portnn.MSE(), "optimizer": portnn.SGD(1e200), "epochs": 3}, id="hidden-inf"),
+        pytest.param(relu, X, Y, lambda: {"loss": portnn.MSE(), "optimizer": portnn.Adam(1e100), "epochs": 3,
+                                          "batch_size": 8, "shuffle": False}, id="adam-overflow"),
+        pytest.param(relu, X, Y, lambda: {"loss": portnn.MSE(), "optimizer": portnn.SGD(3.0), "epochs": 30,
+                                          "batch_size": 8, "progress": lambda _e, _loss: None}, id="with-progress"),
+    ]
+
+
+@pytest.mark.parametrize(("make", "X", "y", "kwargs"), failure_cases())
+def test_failures_end_as_in_eager_training(jax_backend, make, X, y, kwargs) -> None:
+    xp, device = jax_backend
+    results = []
+    for compile in (False, True):
+        net = make().to(xp, device)
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(xp.asarray(X, device=device), xp.asarray(y, device=device), compile=compile, **kwargs())
+        results.append((str(info.value), net))
+    (eager_msg, eager), (compiled_msg, compiled) = results
+    assert compiled_msg == eager_msg
+    assert compiled.epoch == eager.epoch
+    assert {k: len(v) for k, v in compiled.history.items()} == {k: len(v) for k, v in eager.history.items()}
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # the layers' own key order
+    for arrays in (named_arrays(compiled), named_arrays(eager)):
+        assert all(np.isfinite(portnn.to_numpy(a)).all() for a in arrays.values())
+    for key, value in eager.state_dict().items():
+        np.testing.assert_allclose(compiled.state_dict()[key], value, rtol=1e-9, atol=0)
+    assert named_arrays(compiled).keys() == named_arrays(eager).keys()
+
+
+class Recorder(portnn.Callback):
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, int, int, float]] = []
+        self.epochs: list[tuple[int, dict]] = []
+
+    def on_step(self, event: portnn.StepEvent) -> None:
+        self.steps.append((event.epoch, event.batch, event.step, event.loss))
+
+    def on_epoch(self, event: portnn.EpochEvent) -> None:
+        self.epochs.append((event.epoch, dict(event.record)))
+
+
+def test_callbacks_and_validation_report_as_in_eager_training(jax_backend) -> None:
+    xp, device = jax_backend
+    spiral = recipes.get("spiral")
+    Xh, yh = spiral.data()
+    X, y = xp.asarray(Xh[:64], device=device), xp.asarray(yh[:64], device=device)
+    seen = []
+    for compile in (False, True):
+        rec = Recorder()
+        net = spiral.model(1).to(xp, device)
+        history = net.fit(X, y, loss=spiral.loss(), optimizer=spiral.optimizer(0.01), epochs=3, batch_size=24,
+                          validation_data=(X, y), callbacks=[rec], compile=compile)
+        seen.append((rec, history, net))
+    (re, he, _ne), (rc, hc, nc) = seen
+    assert [s[:3] for s in rc.steps] == [s[:3] for s in re.steps]
+    np.testing.assert_allclose([s[3] for s in rc.steps], [s[3] for s in re.steps], rtol=1e-12)
+    assert [e for e, _ in rc.epochs] == [1, 2, 3]
+    assert set(hc.metrics) == set(he.metrics) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key in he.metrics:
+        np.testing.assert_allclose(hc.metrics[key], he.metrics[key], rtol=1e-12)
+    assert nc.compile_stats["traces"] <= 2
+
+
+def test_compiled_predict_and_evaluate(jax_backend) -> None:
+    xp, device = jax_backend
+    digits = recipes.get("digits-mlp")
+    Xh, yh = digits.data()
+    net = digits.model(1).to(xp, device)
+    X = xp.asarray(Xh[:200], device=device)
+    eager = portnn.to_numpy(net.predict(X, compile=False))
+    np.testing.assert_allclose(portnn.to_numpy(net.predict(X)), eager, rtol=1e-12, atol=1e-15)
+    net.predict(X)  # the same compiled forward: no new one is built
+    kinds = [k for k in net._compiled if k[0] == "inference"]
+    assert len(kinds) == 2  # one eager, one compiled
+    y = xp.asarray(yh[:200], device=device)
+    e = net.evaluate(X, y, loss=portnn.SoftmaxCrossEntropy(), compile=False)
+    c = net.evaluate(X, y, loss=portnn.SoftmaxCrossEntropy())
+    assert c["accuracy"] == e["accuracy"]
+    assert c["loss"] == pytest.approx(e["loss"], rel=1e-12)
+
+
+def test_compile_arguments_are_checked() -> None:
+    net = portnn.Sequential(portnn.Dense(2, 1))
+    X, y = np.ones((4, 2)), np.ones((4, 1))
+    with pytest.raises(ValueError, match=r"compile=True, but backend 'numpy' does not compile"):
+        net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile=True)
+    with pytest.raises(ValueError, match=r"compile must be True, False or 'auto', got 'yes'"):
+        net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile="yes")
+    assert net.epoch == 0
+
+
+def test_data_parallel_training_is_not_compiled(jax_backend) -> None:
+    xp, device = jax_backend
+    net = portnn.Sequential(portnn.Dense(2, 1)).to(xp, device)
+    X, y = xp.ones((4, 2), device=device), xp.ones((4, 1), device=device)
+    with pytest.raises(ValueError, match=r"compiled data-parallel training is not supported yet"):
+        net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile=True,
+                communicator=portnn.distributed.SingleProcess())
+    net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), communicator=portnn.distributed.SingleProcess())
+    assert net.epoch == 1
+    assert net.compile_stats == {}
+
+
+def test_a_step_that_cannot_be_traced_trains_eagerly_under_auto(jax_backend) -> None:
+    xp, device = jax_backend
+
+    class HostRead(portnn.Identity):  # reads its input on the host: fine eagerly, impossible under jax.jit
+        def forward(self, params, x, ctx):
+            portnn.to_numpy(x)
+            return x, None
+
+    def make() -> portnn.Sequential:
+        return portnn.Sequential(portnn.Dense(2, 3), HostRead(), portnn.Dense(3, 1), seed=0).to(xp, device)
+
+    X, y = xp.ones((8, 2), device=device), xp.zeros((8, 1), device=device)
+    net = make()
+    with pytest.warns(UserWarning, match=r"jax.jit cannot compile this model's step .*training eagerly"):
+        auto = net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eager = make().fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=3, compile=False)
+    assert list(auto) == list(eager)
+    with pytest.raises(Exception, match=r"Tracer|tracer|concrete"):
+        make().fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=1, compile=True)
+
+
+def test_the_seed_net_runs_its_epochs_as_one_compiled_loop(jax_backend) -> None:
+    xp, device = jax_backend
+    seed = recipes.get("seed")
+    X, y = (xp.asarray(a, device=device) for a in seed.data())
+    net = seed.model(1).to(xp, device)
+    history = net.fit(X, y, loss=seed.loss(), optimizer=seed.optimizer(1.0), epochs=3000)
+    assert net.compile_stats["traces"] == 1
+    ref = seed.model(1)
+    ref_history = ref.fit(*seed.data(), loss=seed.loss(), optimizer=seed.optimizer(1.0), epochs=3000)
+    np.testing.assert_allclose(list(history), list(ref_history), rtol=1e-11)
+    for key, value in ref.state_dict().items():
+        np.testing.assert_allclose(net.state_dict()[key], value, rtol=1e-11)
