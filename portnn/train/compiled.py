@@ -128,8 +128,9 @@ class CompiledTrainer:
 
             return compiler.scan(scanned, carry, (epochs,), epochs.shape[0])
 
-        made: Callable[..., Any] = {"full": full, "batch": one, "epoch": epoch_scan, "epochs": epochs_scan}[name]
-        self._functions[name] = compiler.jit(made, donate=(0,))
+        table: dict[str, Callable[..., Any]] = {"full": full, "batch": one, "epoch": epoch_scan,
+                                                "epochs": epochs_scan}
+        self._functions[name] = compiler.jit(table[name], donate=(0,))
         return self._functions[name]
 
     # ---- host reads -------------------------------------------------------------------------------------------
