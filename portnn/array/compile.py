@@ -57,6 +57,20 @@ class Compiler:
 
         return call
 
+    def inputs(self, values: Any, xp: Any, device: Any) -> Any:
+        """A small host int64 array (step counters, batch rows) as an input of a compiled call."""
+        from . import host
+
+        return host.from_numpy(values, xp, device=device, dtype=xp.int64)
+
+    def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
+        """A copy of every array of a tree (the model must not share buffers with a carry that will be donated)."""
+        if isinstance(tree, dict):
+            return {k: self.copy_tree(v, xp, device) for k, v in tree.items()}
+        if isinstance(tree, list | tuple):
+            return type(tree)(self.copy_tree(v, xp, device) for v in tree)
+        return xp.asarray(tree, dtype=tree.dtype, device=device, copy=True)
+
     def scan(self, body: Fn, carry: Any, xs: Any, length: int) -> tuple[Any, list[Any]]:
         """``carry, y = body(carry, x)`` over the ``length`` leading slices of ``xs`` (a tuple of arrays, or None):
         (final carry, the ys). A Python loop here; a compiled loop where the backend has one."""
@@ -86,6 +100,20 @@ class JaxCompiler(Compiler):
         import jax
 
         return jax.lax.scan(body, carry, xs, length=length)
+
+    def inputs(self, values: Any, xp: Any, device: Any) -> Any:
+        import numpy as np
+
+        # a NumPy argument of a jitted call goes to the device of its other (committed) arguments inside the call,
+        # which costs a tenth of placing it first (jnp.asarray(..., device=) dispatches a computation of its own)
+        return np.asarray(values, dtype=np.int64)
+
+    def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
+        import jax
+
+        if not hasattr(self, "_copier"):
+            self._copier = jax.jit(lambda t: jax.tree.map(lambda a: a.copy(), t))  # one call for the whole tree
+        return self._copier(tree)
 
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         import jax

@@ -91,3 +91,14 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 def values(numbers: list[float] | list[int], dtype_name: str) -> np.ndarray:
     """A 1-D host buffer of Python numbers (metric counts, flags) for a collective."""
     return np.array(numbers, dtype=np.dtype(dtype_name))
+
+
+def indices(start: int, stop: int) -> np.ndarray:
+    """The host int64 numbers ``start, ..., stop - 1`` (row orders, epoch numbers for a compiled loop)."""
+    return np.arange(start, stop, dtype=np.int64)
+
+
+def full_batches(order: np.ndarray, size: int) -> np.ndarray:
+    """The rows of each full batch of ``size`` in a host row order, as a (batches, size) int64 array."""
+    whole = order.shape[0] // size
+    return np.ascontiguousarray(order[:whole * size].reshape(whole, size), dtype=np.int64)

@@ -30,6 +30,16 @@ class Placement:
         return f"{backend_name(self.xp)} on {self.device} ({self.dtype_name})"
 
 
+def standard_namespace(xp: Any) -> Any:
+    """The Array API namespace of module ``xp`` (``numpy`` becomes array-api-compat's ``numpy``), the one that
+    ``array_namespace`` gives for its arrays, so that a model placed with either accepts the arrays."""
+    try:
+        return array_api_compat.array_namespace(xp.asarray(0.0))
+    except (AttributeError, TypeError) as err:
+        raise TypeError(f"{getattr(xp, '__name__', repr(xp))} is not an array namespace (give a module such as "
+                        "numpy or a backend name such as 'torch')") from err
+
+
 def backend_name(xp: Any) -> str:
     """A short readable name of a namespace, for error messages."""
     for name in ("numpy", "cupy", "torch", "jax", "array_api_strict"):

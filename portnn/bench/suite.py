@@ -11,6 +11,7 @@ import numpy as np
 
 from ..io.duration import format_duration
 from . import cnn as bench_cnn
+from . import compiled as bench_compiled
 from . import memory as bench_memory
 from . import mlp as bench_mlp
 from . import seed as bench_seed
@@ -30,7 +31,7 @@ class Options:
     threads: tuple[int | None, ...] = (1, 2)
     repeats: int = 5
     torch: bool = True
-    sections: tuple[str, ...] = ("peak", "mlp", "seed", "cnn", "memory")
+    sections: tuple[str, ...] = ("peak", "mlp", "seed", "cnn", "memory", "compiled")
 
     def mlp(self) -> bench_mlp.MLPSpec:
         return bench_mlp.MLPSpec(samples=1024) if self.quick else bench_mlp.MLPSpec()
@@ -40,6 +41,9 @@ class Options:
 
     def seed_iterations(self) -> int:
         return 50 if self.quick else 1500
+
+    def seed_epochs_compiled(self) -> int:
+        return 300 if self.quick else bench_compiled.SEED_EPOCHS
 
 
 def _row(section: str, name: str, thr: int | None, seconds: float, unit: str, scale: float, **extra: Any) -> dict:
@@ -180,6 +184,15 @@ def memory_rows(opts: Options) -> list[dict]:
     return rows
 
 
+def compiled_rows(opts: Options) -> list[dict]:
+    """Compiled training on JAX against a hand-written ``jax.jit`` step, portnn eager on NumPy and torch eager,
+    interleaved per workload in one fresh process on one CPU (JAX sizes its pool when it starts)."""
+    why = bench_compiled.available()
+    if why is not None:
+        return [{"section": "compiled", "name": "portnn jax (jit)", "threads": None, "skipped": why}]
+    return bench_compiled.measure(opts.mlp(), opts.cnn(), opts.seed_epochs_compiled(), opts.repeats, opts.torch)
+
+
 def meta(rt: Runtime, opts: Options) -> dict[str, Any]:
     """Where and how the run was made: versions, BLAS kernel and threads, BLAS environment variables."""
     info = {"backend": rt.backend, "device": rt.device_name, "quick": opts.quick, "python": platform.python_version(),
@@ -228,6 +241,9 @@ def run_suite(opts: Options, log: Any = None) -> dict[str, Any]:
     if "memory" in opts.sections and rt.backend == "numpy":
         say("peak memory (subprocesses) ...")
         rows += memory_rows(opts)
+    if "compiled" in opts.sections and rt.backend == "numpy":
+        say("compiled training (JAX) ...")
+        rows += compiled_rows(opts)
     result["meta"]["blas_after"] = blas_info()
     result["bars"] = bars(rows, rt.backend, judged=not opts.quick)
     return result
@@ -275,6 +291,19 @@ def bars(rows: list[dict], backend: str, judged: bool = True) -> list[dict]:
     r = _find(rows, "memory", "portnn")
     if r is not None:
         bar("MLP epoch peak memory / theory", r["ratios"]["theory"], 1.1)
+    jit = "portnn jax (jit)"
+    r = _find(rows, "compiled mlp", jit)
+    if r is not None:
+        bar("MLP epoch portnn jax (jit) / hand-written jax.jit step", r["ratios"].get("hand jax.jit step"), 1.15)
+        bar("MLP epoch portnn jax (jit) / portnn numpy (< 1: faster)", r["ratios"].get("portnn numpy"), 1.0)
+        bar("MLP epoch portnn jax (jit) / torch eager (< 1: faster)", r["ratios"].get("torch eager"), 1.0)
+    r = _find(rows, "compiled cnn", jit)
+    if r is not None:
+        bar("CNN epoch portnn jax (jit) / hand-written jax.jit step", r["ratios"].get("hand jax.jit step"), 1.25)
+    r = _find(rows, "compiled seed", jit)
+    if r is not None:
+        bar("seed net, full-batch epochs, portnn jax (jit) / hand-written lax.fori_loop",
+            r["ratios"].get("hand jax lax.fori_loop"), 3.0)
     return out
 
 
@@ -331,6 +360,8 @@ def table(result: dict[str, Any]) -> str:
             continue
         ratios = dict(r.get("ratios", {}))
         other = ", ".join(f"/{k} {v:.2f}" for k, v in ratios.items() if k not in ("numpy", "torch"))
+        if r.get("compile_s"):
+            other = ", ".join(x for x in (other, f"compile {format_duration(r['compile_s'])}") if x)
         body.append((r["section"], r["name"], thr, *_median_cell(r),
                      _fmt(ratios.get("numpy"), ".3f") if "numpy" in ratios else "",
                      _fmt(ratios.get("torch"), ".3f") if "torch" in ratios else "", other,

@@ -52,3 +52,26 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="intra-op CPU threads of the backend (default: at most the CPUs this process may use, "
                              "unless OMP_NUM_THREADS or the backend's own variable is set; see backends/*.toml)")
+
+
+def add_compile(parser: argparse.ArgumentParser) -> None:
+    """``--compile`` / ``--no-compile``: compile the step where the backend can, or never (default: where the backend
+    file says it pays, ``backends/*.toml`` [compile])."""
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile the training step (jax.jit, torch.compile); default: where the backend file "
+                             "says it pays (JAX), --no-compile: never")
+
+
+def compile_choice(args: argparse.Namespace) -> bool | str:
+    """What ``--compile`` asks of ``fit(compile=...)``; ValueError (exit 2) before any work when the backend cannot
+    compile, or when --compile meets --distributed."""
+    if args.compile:
+        from ..array import backends
+
+        method = backends.get(args.backend).compile.get("method", "none")
+        if method == "none":
+            raise ValueError(f"--compile: backend {args.backend} does not compile (backends/{args.backend}.toml "
+                             "[compile] method = 'none'); leave --compile out")
+        if getattr(args, "distributed", False):
+            raise ValueError("--compile: data-parallel training (--distributed) is not compiled; leave --compile out")
+    return "auto" if args.compile is None else bool(args.compile)

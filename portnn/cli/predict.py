@@ -11,7 +11,7 @@ from ..io import checkpoint
 from ..nn import BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..train.model import Sequential
 from . import paths
-from .options import add_threads, non_negative_int
+from .options import add_compile, add_threads, compile_choice, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="default: the model's dtype")
     p.add_argument("--limit", type=non_negative_int, default=10, help="rows to print (default 10; 0 prints none)")
     add_threads(p)
+    add_compile(p)
     p.set_defaults(run=run)
 
 
@@ -59,13 +60,15 @@ def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     paths.input_file(args.input, "--input")
     paths.output_file(args.output, "--output", (".npy",))
+    compile = compile_choice(args)
     threads.use_threads(args.threads)
     net = checkpoint.load(args.model)
     X_host = _read_input(args.input, net)
     xp, device = backends.load(args.backend, args.device)
     dtype = args.dtype or net.dtype or "float64"
     net.to(xp, device, dtype)
-    out = host.to_numpy(net.predict(host.from_numpy(X_host, xp, device=device, dtype=None)))
+    out = host.to_numpy(net.predict(host.from_numpy(X_host, xp, device=device, dtype=None),
+                                    compile=compile))
 
     if isinstance(net.loss, SoftmaxCrossEntropy) and not args.raw:
         kind, result = "class", np.argmax(out, axis=1)

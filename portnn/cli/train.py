@@ -13,10 +13,11 @@ from ..array import backends, host, threads
 from ..data import recipes
 from ..io import checkpoint
 from ..io.duration import format_duration
+from ..train.callbacks import Callback, EpochEvent
 from ..train.model import Sequential
 from . import mpi as distributed_cli
 from . import paths, plot
-from .options import add_threads, non_negative_int, positive_float, positive_int
+from .options import add_compile, add_threads, compile_choice, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"draw the loss/accuracy curves as {'/'.join(s[1:] for s in plot.SUFFIXES)} by the file "
                         "name (needs matplotlib)")
     add_threads(p)
+    add_compile(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: mpiexec -n N python -m mpi4py -m portnn train --distributed ...")
@@ -62,6 +64,27 @@ def _start(args: argparse.Namespace) -> tuple[recipes.Recipe, Sequential, bool]:
     return recipe, net, True
 
 
+class Report(Callback):
+    """The progress bar and the printed lines: the loss (and metrics) of epoch 1 and of every tenth of training.
+    It runs every tenth (``every``), so a compiled full-batch run trains each tenth as one compiled loop; the lines
+    of the epochs in between come from the history, which records every epoch."""
+
+    def __init__(self, bar: Any, first: int, every: int) -> None:
+        self.bar, self.first, self.every, self.shown = bar, first, every, first
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        history, epoch = event.model.history, event.epoch
+        self.bar.update(epoch - self.shown)
+        self.bar.set_postfix({k.replace("accuracy", "acc"): f"{v:.4g}" for k, v in event.record.items()},
+                             refresh=False)
+        for e in range(self.shown + 1, epoch + 1):
+            if (e - self.first) % self.every == 0 or e == self.first + 1:
+                record = {k: v[len(v) - 1 - (epoch - e)] for k, v in history.items()}
+                extra = _metrics_text({k: v for k, v in record.items() if k != "loss"})
+                self.bar.write(f"epoch {e:>6}  loss {record['loss']:.6g}" + (f"  {extra}" if extra else ""))
+        self.shown = epoch
+
+
 def _metrics_text(record: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.6g}" if k.endswith("loss") else f"{k} {v:.4f}" for k, v in record.items())
 
@@ -77,6 +100,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_paths(args)
+    compile = compile_choice(args)
     threads.use_threads(args.threads)
     comm = distributed_cli.for_train(args)  # None unless --distributed; silences every rank but 0
     recipe, net, resumed = _start(args)
@@ -107,22 +131,13 @@ def run(args: argparse.Namespace) -> int:
               "(never trained on)")
 
     bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
-    every, first = max(1, epochs // 10), net.epoch
-
-    def progress(epoch: int, loss: float) -> None:
-        record = {k: v[-1] for k, v in net.history.items()}
-        bar.update(1)
-        bar.set_postfix({k.replace("accuracy", "acc"): f"{v:.4g}" for k, v in record.items()}, refresh=False)
-        if (epoch - first) % every == 0 or epoch == first + 1:
-            extra = _metrics_text({k: v for k, v in record.items() if k != "loss"})
-            bar.write(f"epoch {epoch:>6}  loss {loss:.6g}" + (f"  {extra}" if extra else ""))
-
+    progress = Report(bar, net.epoch, max(1, epochs // 10))
     kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
                                                  "metrics": list(recipe.metrics) or None}
     start = time.perf_counter()
     try:
-        net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, progress=progress,
-                communicator=comm, **kwargs)
+        net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, callbacks=[progress],
+                communicator=comm, compile=compile, **kwargs)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
@@ -132,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"trained in {format_duration(seconds)} ({format_duration(seconds / epochs)} per epoch), now at epoch "
               f"{net.epoch}")
+        stats = net.compile_stats
+        if stats:
+            print(f"compiled with {stats['method']}: {stats['traces']} trace(s), "
+                  f"{format_duration(stats['compile_seconds'])} of it compiling")
     _report(net, X, X_host, y_host, test)
 
     if args.save:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..nn import MSE, SSE, Conv2D, Dense, Flatten, Loss, MaxPool2D, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
+from ..nn import MSE, SSE, Conv2D, Dense, Dropout, Flatten, Loss, MaxPool2D, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
 from ..optim import SGD, Adam, Optimizer
 from ..train.model import Sequential
 from . import datasets, images
@@ -62,6 +62,11 @@ def _digits_cnn_model(seed: int) -> Sequential:
                       Flatten(), Dense(64, 10), seed=seed)
 
 
+def _dropout_cnn_model(seed: int) -> Sequential:
+    return Sequential(Conv2D(1, 4, 3, padding=1), ReLU(), MaxPool2D(2),  # (N, 4, 4, 4)
+                      Dropout(0.25), Flatten(), Dense(64, 10), seed=seed)
+
+
 RECIPES: dict[str, Recipe] = {
     "seed": Recipe("seed", "3-4-1 sigmoid net on XOR, SSE, full-batch gradient descent (the seed article)",
                    _seed_model, datasets.xor, SSE, SGD, lr=1.0, epochs=1500),
@@ -77,6 +82,11 @@ RECIPES: dict[str, Recipe] = {
                          "8x8 digits as 1x8x8 images, softmax cross-entropy, Adam, batches of 32", _digits_cnn_model,
                          lambda: images.digits_images(seed=0)[:2], SoftmaxCrossEntropy, Adam, lr=0.005,
                          epochs=20, batch_size=32, test_data=lambda: images.digits_images(seed=0)[2:]),
+    "dropout-cnn": Recipe("dropout-cnn", "conv 4 - pool - dropout 0.25 - dense 10 relu CNN on 192 synthetic 8x8 "
+                          "line images, softmax cross-entropy, Adam, batches of 32: dropout masks from the "
+                          "counter-based generator on the device, the same on every backend", _dropout_cnn_model,
+                          lambda: images.lines(seed=0),
+                          SoftmaxCrossEntropy, Adam, lr=0.005, epochs=5, batch_size=32),
 }
 
 

@@ -56,8 +56,12 @@ class Adam(Optimizer):
             grads = decayed(params, grads, self.weight_decay)
         t = state["step"] + 1
         tf = xp.astype(t, xp.float64)
-        step_size = xp.astype(lr / (1.0 - b1 ** tf), dtype)  # bias corrections in float64, rounded once
-        root_bias = xp.astype(xp.sqrt(1.0 - b2 ** tf), dtype)
+        device = array_api_compat.device(leaves[0])
+        # bias corrections in float64, rounded once; xp.pow, not **: NumPy turns a 0-d result into a scalar, whose
+        # ** is the C library's pow, not the power ufunc that array-api-strict (and a 0-d array) uses
+        b1t, b2t = (xp.pow(xp.asarray(b, dtype=xp.float64, device=device), tf) for b in (b1, b2))
+        step_size = xp.astype(lr / (1.0 - b1t), dtype)
+        root_bias = xp.astype(xp.sqrt(1.0 - b2t), dtype)
         m = [{n: b1 * m_[n] + (1.0 - b1) * g[n] for n in g} for m_, g in zip(state["m"], grads, strict=True)]
         v = [{n: b2 * v_[n] + (1.0 - b2) * (g[n] * g[n]) for n in g} for v_, g in zip(state["v"], grads, strict=True)]
         new = [{n: p - step_size * (m_[n] / (xp.sqrt(v_[n]) / root_bias + eps)) for n, p in layer.items()}

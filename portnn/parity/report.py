@@ -19,11 +19,11 @@ def cells(row: Row) -> tuple[str, ...]:
     """The table cells of one row."""
     t = row.target
     if row.error is not None:
-        return (t.backend, t.device, t.dtype, "-", "-", "-", "-", "-", "-", "-", "-", _e(row.tol), "FAIL (error)")
+        return (t.label, t.device, t.dtype, "-", "-", "-", "-", "-", "-", "-", "-", _e(row.tol), "FAIL (error)")
     f32 = "-"
     if row.f64_dist is not None:
         f32 = f"{_e(row.f64_dist)} ({_e(row.numpy_f64_dist)}, {row.ratio:.1f}x)" + (" SUSPECT" if row.suspect else "")
-    return (t.backend, t.device, t.dtype, str(row.steps), f"{row.final_loss:.6g}", _e(row.max_abs), _e(row.max_rel),
+    return (t.label, t.device, t.dtype, str(row.steps), f"{row.final_loss:.6g}", _e(row.max_abs), _e(row.max_rel),
             row.worst_layer if row.max_rel > 0 else "-", _e(row.loss_diff), f32, format_duration(row.seconds),
             _e(row.tol), "PASS" if row.passed else "FAIL")
 

@@ -31,14 +31,24 @@ StepHook = Callable[[int, float, dict[str, np.ndarray] | None], None]
 
 @dataclass(frozen=True)
 class Target:
-    """One cell of the parity matrix: a backend, one of its device strings, a float dtype."""
+    """One cell of the parity matrix: a backend, one of its device strings, a float dtype, and whether the step is
+    compiled (the backend's [compile] method: 'jax (jit)', 'torch (compile)')."""
 
     backend: str
     device: str
     dtype: str
+    compiled: bool = False
+
+    @property
+    def label(self) -> str:
+        """How the backend column shows it."""
+        if not self.compiled:
+            return self.backend
+        method = backends.get(self.backend).compile.get("method", "none")
+        return f"{self.backend} ({method.split('.')[-1]})"
 
     def __str__(self) -> str:
-        return f"{self.backend}-{self.device}-{self.dtype}"
+        return f"{self.backend}{'+compile' if self.compiled else ''}-{self.device}-{self.dtype}"
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ def train(problem: Problem, target: Target, on_step: StepHook | None = None, sna
     steps = _Steps(on_step, snapshots)
     start = time.perf_counter()
     net.fit(X, y, loss=problem.recipe.loss(), optimizer=problem.recipe.optimizer(problem.lr), epochs=problem.epochs,
-            batch_size=problem.batch_size, metrics=[], callbacks=[steps])
+            batch_size=problem.batch_size, metrics=[], callbacks=[steps], compile=target.compiled)
     seconds = time.perf_counter() - start
     return Run(target, net.state_dict(), steps.losses, seconds)
 
@@ -180,25 +190,32 @@ def default_targets(dtypes: tuple[str, ...] = DTYPES) -> tuple[list[Target], lis
             skipped.append(f"{name} ({why})")
             continue
         out.extend(Target(name, dev, dt) for dev in devices for dt in dtypes)
+        if b.compile.get("method", "none") != "none":  # and the same compiled: 'jax (jit)', 'torch (compile)'
+            out.extend(Target(name, dev, dt, compiled=True) for dev in devices for dt in dtypes)
     return out, skipped
 
 
 def parse_targets(spec: str, dtypes: tuple[str, ...] = DTYPES) -> list[Target]:
-    """Targets from 'numpy,array_api_strict,torch:cuda,cupy:cuda:1' (a bare name: all its devices runnable
-    here). A backend that cannot run here raises the registry's clear error (not installed / no GPU)."""
+    """Targets from 'numpy,array_api_strict,torch:cuda,cupy:cuda:1,jax+compile' (a bare name: all its devices runnable
+    here; '+compile': its compiled step). A backend that cannot run here raises the registry's clear error (not
+    installed / no GPU)."""
     out: list[Target] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
         name, _, device = item.partition(":")
+        compiled = name.endswith("+compile")
+        name = name.removesuffix("+compile")
         b = backends.get(name)
+        if compiled and b.compile.get("method", "none") == "none":
+            raise ValueError(f"--backends {item}: backend {name!r} does not compile (backends/{name}.toml [compile])")
         devices = [device] if device else backends.runnable_devices(b)
         if not devices:
             backends.load(name)  # raises: not installed, or needs a GPU
             raise RuntimeError(f"backend {name!r} has no device that can run here")
         for dev in devices:
             backends.load(name, dev)  # fail early, before any training, with the registry's message
-            out.extend(Target(name, dev, dt) for dt in dtypes if Target(name, dev, dt) not in out)
+            out.extend(Target(name, dev, dt, compiled) for dt in dtypes if Target(name, dev, dt, compiled) not in out)
     if not out:
         raise ValueError(f"--backends: no backend named in {spec!r}")
     return out

@@ -34,23 +34,44 @@ class EpochEvent:
 
 class Callback:
     """Base class: override either or both. A callback sees the model; if it changes the weights, training
-    continues from them (once they are checked finite)."""
+    continues from them (once they are checked finite).
+
+    ``every`` (default 1): ``on_epoch`` runs after every ``every``-th epoch of a fit and after its last, and only
+    then; the history still records every epoch. A compiled full-batch fit runs the epochs in between as one
+    compiled loop, so a progress report every 100 epochs costs one host read per 100 epochs."""
+
+    every: int = 1
 
     def on_step(self, event: StepEvent) -> None:
         """Called after every step (the loss is read on the host each step while a callback wants them)."""
 
     def on_epoch(self, event: EpochEvent) -> None:
-        """Called after every epoch, once its record is in the history."""
+        """Called after every ``every``-th epoch (and the last of a fit), once its record is in the history."""
 
 
 class Progress(Callback):
-    """``fit(progress=f)``: ``f(epoch, loss)`` after every epoch."""
+    """``fit(progress=f)``: ``f(epoch, loss)`` after every epoch (every ``every``-th, and the last)."""
 
-    def __init__(self, function: Callable[[int, float], Any]) -> None:
-        self.function = function
+    def __init__(self, function: Callable[[int, float], Any], every: int = 1) -> None:
+        self.function, self.every = function, every
 
     def on_epoch(self, event: EpochEvent) -> None:
         self.function(event.epoch, event.loss)
+
+
+def due(callbacks: list[Callback], done: int, epochs: int) -> list[Callback]:
+    """The callbacks whose ``on_epoch`` runs after epoch ``done`` (1-based) of a fit of ``epochs`` epochs."""
+    return [c for c in callbacks if done % c.every == 0 or done == epochs]
+
+
+def check_every(callbacks: list[Callback], where: str) -> None:
+    """Each callback's ``every`` is a positive int (TypeError/ValueError naming the callback otherwise)."""
+    for c in callbacks:
+        every = c.every
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TypeError(f"{where}: {type(c).__name__}.every must be an int, got {every!r}")
+        if every < 1:
+            raise ValueError(f"{where}: {type(c).__name__}.every must be at least 1, got {every}")
 
 
 def wants_steps(callbacks: list[Callback]) -> bool:

@@ -8,6 +8,10 @@ finite new parameters, state and optimizer state) on the device and commits with
 ``failed`` flag makes every later step a no-op and records the first failure (its kind, epoch, batch and loss);
 the model before the last committed update is carried too. At the next read the loop raises the FloatingPointError
 eager training raises, naming the same epoch and batch, with the model eager training leaves.
+
+Every compiled call takes a small int64 control vector (epoch, batch, reset) and returns the carry and its float64
+record (failed, kind, epoch, batch, bad loss, last loss, total, metric counts): one input and one output transfer
+per call, accumulators reset inside the compiled code.
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ from ..array import random as host_random
 from ..array.compile import Compiler
 from ..array.types import Array
 from ..nn import metrics
-from .callbacks import Callback, EpochEvent, StepEvent, wants_steps
+from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
 from .history import History
 from .loop import named_arrays
 from .step import Step, leaves, where_tree
 
 LOSS, UPDATE = 1, 2  # kinds of failure
+RECORD = ("failed", "kind", "epoch", "batch", "bad", "last", "total")  # then one count per metric
+FAILED, KIND, EPOCH, BATCH, BAD, LAST, TOTAL = range(len(RECORD))
 
 
 class CompiledTrainer:
-    """One compiled ``fit``: the model, its step, the compiler, the callbacks and the metrics to count."""
+    """One compiled ``fit`` configuration: the model, its step, the compiler, the callbacks, the metrics counted;
+    kept by the model so that a later fit of the same configuration reuses its compiled functions."""
 
     def __init__(self, net: Any, step: Step, compiler: Compiler, callbacks: list[Callback], names: list[str]) -> None:
         self.net, self.step, self.compiler, self.callbacks, self.names = net, step, compiler, callbacks, names
@@ -44,89 +51,92 @@ class CompiledTrainer:
         self._functions: dict[str, Callable[..., Any]] = {}
 
     # ---- the carry ------------------------------------------------------------------------------------------
-    def _copy(self, tree: Any) -> Any:
-        """A copy of every array of a tree (a donated carry must not share buffers with the model)."""
-        xp, device = self.xp, self.device
-        if isinstance(tree, dict):
-            return {k: self._copy(v) for k, v in tree.items()}
-        if isinstance(tree, list | tuple):
-            return type(tree)(self._copy(v) for v in tree)
-        return xp.asarray(tree, dtype=tree.dtype, device=device, copy=True)
-
     def _scalar(self, value: Any, dtype: Any) -> Array:
         return self.xp.asarray(value, dtype=dtype, device=self.device)
 
-    def _fresh(self) -> dict[str, Any]:
-        """The per-epoch accumulators and failure record."""
-        xp = self.xp
-        return {"failed": self._scalar(False, xp.bool), "kind": self._scalar(0, xp.int64),
-                "epoch": self._scalar(0, xp.int64), "batch": self._scalar(0, xp.int64),
-                "bad": self._scalar(0.0, self.dtype), "last": self._scalar(0.0, self.dtype),
-                "total": self._scalar(0.0, xp.float64),
-                "counts": {n: self._scalar(0.0, self.dtype) for n in self.names}}
-
     def _carry(self) -> dict[str, Any]:
-        net = self.net
-        model = self._copy({"params": net.params, "state": net.state, "opt": net.optimizer_state})
-        return {**model, "prev": self._copy(model), **self._fresh()}
+        """The model (copied: the carry may be donated) with the model before the last update, and the record."""
+        net, xp = self.net, self.xp
+        model = self.compiler.copy_tree({"params": net.params, "state": net.state, "opt": net.optimizer_state},
+                                   xp, self.device)
+        record = xp.zeros((len(RECORD) + len(self.names),), dtype=xp.float64, device=self.device)
+        return {**model, "prev": self.compiler.copy_tree(model, xp, self.device), "record": record}
 
-    def _restart(self, carry: dict[str, Any]) -> dict[str, Any]:
-        """The carry for the next epoch: the model as it is, accumulators reset."""
-        return {"params": carry["params"], "state": carry["state"], "opt": carry["opt"], "prev": carry["prev"],
-                **self._fresh()}
+    def _control(self, epoch: int, batch: int, reset: bool) -> Any:
+        return self.compiler.inputs(host.values([epoch, batch, int(reset)], "int64"), self.xp, self.device)
 
     # ---- the compiled functions -------------------------------------------------------------------------------
+    def _reset(self, carry: dict[str, Any], reset: Array) -> dict[str, Any]:
+        """The carry with its per-epoch accumulators (total, counts) zeroed where ``reset`` holds."""
+        xp = self.xp
+        keep = xp.arange(carry["record"].shape[0], dtype=xp.int64, device=self.device) < TOTAL
+        return {**carry, "record": xp.where(reset & ~keep, 0.0, carry["record"])}
+
     def _body(self, carry: dict[str, Any], xb: Array, yb: Array, epoch: Array, batch: Array) -> dict[str, Any]:
         """One training step on the device, committed only when finite (see the module docstring)."""
-        xp, step = self.xp, self.step
-        params, state, opt = carry["params"], carry["state"], carry["opt"]
+        xp, step, f64 = self.xp, self.step, self.xp.float64
+        params, state, opt, record = carry["params"], carry["state"], carry["opt"], carry["record"]
         value, grads, new_state, out = step.gradients(params, state, xb, yb, (epoch, batch))
         new_params, new_opt = step.apply(params, grads, opt)
         loss_ok = xp.isfinite(value)
-        failed = carry["failed"]
+        failed = record[FAILED] != 0.0
         ok = ~failed & loss_ok & step.finite(new_params, new_state, new_opt)
         first = ~failed & ~ok
+        loss = xp.astype(value, f64)
         rows = float(xb.shape[0]) if self.per_sample else 1.0
-        counts = {n: c + xp.where(ok, metrics.METRICS[n](out, yb, xp, self.threshold), 0.0)
-                  for n, c in carry["counts"].items()}
+        counts = [record[TOTAL + 1 + i] + xp.where(ok, xp.astype(metrics.METRICS[n](out, yb, xp, self.threshold), f64),
+                                                   0.0) for i, n in enumerate(self.names)]
+        # one stacked vector, so that the compiler fuses the bookkeeping into one kernel
+        kind = xp.where(loss_ok, float(UPDATE), float(LOSS))
+        record = xp.stack([
+            xp.astype(failed | ~ok, f64), xp.where(first, kind, record[KIND]),
+            xp.where(first, xp.astype(epoch, f64), record[EPOCH]),
+            xp.where(first, xp.astype(batch, f64), record[BATCH]),
+            xp.where(first, loss, record[BAD]), loss, record[TOTAL] + xp.where(ok, loss * rows, 0.0), *counts])
         return {
             "params": where_tree(xp, ok, new_params, params), "state": where_tree(xp, ok, new_state, state),
             "opt": where_tree(xp, ok, new_opt, opt),
             "prev": where_tree(xp, ok, {"params": params, "state": state, "opt": opt}, carry["prev"]),
-            "failed": failed | ~ok, "kind": xp.where(first, xp.where(loss_ok, UPDATE, LOSS), carry["kind"]),
-            "epoch": xp.where(first, epoch, carry["epoch"]), "batch": xp.where(first, batch, carry["batch"]),
-            "bad": xp.where(first, value, carry["bad"]), "last": value,
-            "total": carry["total"] + xp.where(ok, xp.astype(value, xp.float64) * rows, 0.0), "counts": counts,
+            "record": record,
         }
 
+    def _report(self, carry: dict[str, Any]) -> Array:
+        """What the host reads: the record (failed, kind, epoch, batch, bad loss, last loss, total, counts)."""
+        return carry["record"]
+
     def _function(self, name: str) -> Callable[..., Any]:
-        """The compiled function ``name`` (built once per fit): 'full' one full-batch step, 'batch' one step on the
-        rows ``idx``, 'epoch' a scan over the rows of ``idx`` (one epoch), 'epochs' a scan of full-batch epochs."""
+        """The compiled function ``name``, built once: 'full' one full-batch step, 'batch' one step on the rows
+        ``idx``, 'epoch' a scan over the rows of ``idx`` (one epoch), 'epochs' a scan of full-batch epochs. Each
+        returns (carry, report)."""
         if name in self._functions:
             return self._functions[name]
         xp, compiler = self.xp, self.compiler
 
-        def full(carry: Any, X: Array, y: Array, epoch: Array, batch: Array) -> Any:
-            return self._body(carry, X, y, epoch, batch)
+        def full(carry: Any, X: Array, y: Array, ctrl: Array) -> Any:
+            carry = self._body(self._reset(carry, ctrl[2] == 1), X, y, ctrl[0], ctrl[1])
+            return carry, self._report(carry)
 
-        def one(carry: Any, X: Array, y: Array, idx: Array, epoch: Array, batch: Array) -> Any:
-            return self._body(carry, xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), epoch, batch)
+        def one(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array) -> Any:
+            carry = self._reset(carry, ctrl[2] == 1)
+            carry = self._body(carry, xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), ctrl[0], ctrl[1])
+            return carry, self._report(carry)
 
-        def epoch_scan(carry: Any, X: Array, y: Array, idx: Array, numbers: Array, epoch: Array) -> Any:
-            def scanned(c: Any, xs: Any) -> tuple[Any, None]:
-                rows, b = xs
-                return self._body(c, xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), epoch, b), None
+        def epoch_scan(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array) -> Any:
+            def scanned(c: Any, batch: tuple[Array, Array]) -> tuple[Any, Any]:
+                number, rows = batch
+                return self._body(c, xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), ctrl[0], number), None
 
-            return compiler.scan(scanned, carry, (idx, numbers), idx.shape[0])[0]
+            numbers = xp.arange(idx.shape[0], dtype=xp.int64, device=self.device)
+            carry = compiler.scan(scanned, self._reset(carry, ctrl[2] == 1), (numbers, idx), idx.shape[0])[0]
+            return carry, self._report(carry)
 
-        def epochs_scan(carry: Any, X: Array, y: Array, epochs: Array) -> Any:
-            def scanned(c: Any, xs: Any) -> tuple[Any, Any]:
-                (e,) = xs
-                c = {**c, "total": c["total"] * 0.0, "counts": {n: v * 0.0 for n, v in c["counts"].items()}}
-                c = self._body(c, X, y, e, e * 0)
-                return c, self._report(c)
+        def epochs_scan(carry: Any, X: Array, y: Array, _ctrl: Array, epochs: Array) -> Any:
+            def scanned(c: Any, e: Array) -> tuple[Any, Any]:
+                c = self._body(self._reset(c, e == e), X, y, e, e * 0)
+                return c, c["record"][TOTAL:]  # the epoch's total and counts
 
-            return compiler.scan(scanned, carry, (epochs,), epochs.shape[0])
+            carry, sums = compiler.scan(scanned, carry, epochs, epochs.shape[0])
+            return carry, xp.concat([self._report(carry), xp.reshape(sums, (-1,))])  # one transfer
 
         table: dict[str, Callable[..., Any]] = {"full": full, "batch": one, "epoch": epoch_scan,
                                                 "epochs": epochs_scan}
@@ -134,30 +144,28 @@ class CompiledTrainer:
         return self._functions[name]
 
     # ---- host reads -------------------------------------------------------------------------------------------
-    def _report(self, carry: dict[str, Any]) -> Array:
-        """What the host reads, as one float64 vector: failed, kind, epoch, batch, bad loss, total, counts."""
-        xp = self.xp
-        parts = [carry["failed"], carry["kind"], carry["epoch"], carry["batch"], carry["bad"], carry["last"],
-                 carry["total"], *[carry["counts"][n] for n in self.names]]
-        return xp.stack([xp.astype(p, xp.float64) for p in parts])
-
-    def _read(self, carry: dict[str, Any]) -> dict[str, Any]:
-        return self._decode(host.to_numpy(self._report(carry)))
-
     def _decode(self, values: Any) -> dict[str, Any]:
-        return {"failed": bool(values[0]), "kind": int(values[1]), "epoch": int(values[2]), "batch": int(values[3]),
-                "bad": float(values[4]), "last": float(values[5]), "total": float(values[6]),
-                "counts": {n: float(values[7 + i]) for i, n in enumerate(self.names)}}
+        return {"failed": bool(values[FAILED]), "kind": int(values[KIND]), "epoch": int(values[EPOCH]),
+                "batch": int(values[BATCH]), "bad": float(values[BAD]), "last": float(values[LAST]),
+                "total": float(values[TOTAL]),
+                "counts": {n: float(values[TOTAL + 1 + i]) for i, n in enumerate(self.names)}}
 
     def _commit(self, carry: dict[str, Any], copy: bool) -> None:
         """Give the model the carry's arrays (copies when the carry goes on to a donating call), each layer's dict
         in its own key order again (a compiler may hand dicts back with sorted keys)."""
-        model = self._copy({k: carry[k] for k in ("params", "state", "opt")}) if copy else carry
+        model = {k: carry[k] for k in ("params", "state", "opt")}
+        if copy:
+            model = self.compiler.copy_tree(model, self.xp, self.device)
         net = self.net
         net.params = _ordered(model["params"], self.order)
         net.state = _ordered(model["state"], self.state_order)
         net.optimizer_state = {k: _ordered(v, self.order) if isinstance(v, list) else v
                                for k, v in model["opt"].items()}
+
+    def _record(self, read: dict[str, Any], n: int) -> dict[str, float]:
+        record = {"loss": read["total"] / n if self.per_sample else read["total"]}
+        record.update({name: read["counts"][name] / n for name in self.names})
+        return record
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, X: Array, y: Array, *, epochs: int, size: int, shuffle: bool,
@@ -175,109 +183,128 @@ class CompiledTrainer:
         if epochs == 0:
             return history
         carry = self._carry()
-        donating = self.compiler.donate
-        if size >= n and self.compiler.scans and not self.per_step and validate is None and not self.callbacks:
-            return self._all_epochs(carry, X, y, epochs, history)
+        if size >= n and self.compiler.scans and not self.per_step and validate is None:
+            return self._full_batch(carry, X, y, epochs, history)
         seed = net.seed if net.shuffle_seed is None else net.shuffle_seed
-        stop = net.epoch + epochs
+        first, stop = net.epoch, net.epoch + epochs
         while net.epoch < stop:
-            carry = self._epoch(carry, X, y, size, (seed, net.epoch) if shuffle else None, history)
-            read = self._read(carry)
+            carry, report = self._epoch(carry, X, y, size, (seed, net.epoch) if shuffle else None)
+            read = self._decode(host.to_numpy(report))
             if read["failed"]:
                 self._fail(carry, read, X, y, size, seed if shuffle else None)
             net.epoch += 1
             last = net.epoch == stop
-            self._commit(carry, copy=donating and not last)
-            record = {"loss": read["total"] / n if self.per_sample else read["total"]}
-            record.update({name: read["counts"][name] / n for name in self.names})
+            self._commit(carry, copy=self.compiler.donate and not last)
+            record = self._record(read, n)
             if validate is not None:
                 record.update({f"val_{k}": v for k, v in validate().items()})
             history.record(record, net.history)
-            if self.callbacks:
-                before = [id(a) for a in leaves(net.params, net.state, net.optimizer_state)]
-                for c in self.callbacks:
-                    c.on_epoch(EpochEvent(net.epoch, record, net))
-                if [id(a) for a in leaves(net.params, net.state, net.optimizer_state)] != before:
-                    if not host.to_bool(self.step.finite(net.params, net.state, net.optimizer_state)):
-                        raise FloatingPointError(f"fit: a callback at epoch {net.epoch} set non-finite values; "
-                                                 "train from finite weights")
-                    carry = {**self._carry()}
-            if not last:
-                carry = self._restart(carry)
+            carry = self._call(due(self.callbacks, net.epoch - first, epochs), record, carry)
         return history
 
-    def _order(self, n: int, size: int, order_seed: tuple[int, int] | None) -> list[Array]:
-        """The rows of each batch of one epoch (the host permutation keyed by (shuffle seed, epoch), as eager)."""
-        xp, device = self.xp, self.device
-        perm = host_random.permutation(*order_seed, n) if order_seed is not None else None
-        rows = host.from_numpy(perm, xp, device=device, dtype=xp.int64) if perm is not None \
-            else xp.arange(n, dtype=xp.int64, device=device)
-        return [rows[start:min(start + size, n)] for start in range(0, n, size)]
+    def _call(self, called: list[Callback], record: dict[str, float], carry: dict[str, Any]) -> dict[str, Any]:
+        """Run the callbacks due now (the model holds this epoch's weights); if one changed the weights, check them
+        (restoring the model and raising as eager training does when they are not finite) and train on from them."""
+        if not called:
+            return carry
+        net = self.net
+        before = ([dict(d) for d in net.params], [dict(d) for d in net.state], net.optimizer_state)
+        ids = [id(a) for a in leaves(*before)]
+        for c in called:
+            c.on_epoch(EpochEvent(net.epoch, record, net))
+        if [id(a) for a in leaves(net.params, net.state, net.optimizer_state)] == ids:
+            return carry
+        if not host.to_bool(self.step.finite(net.params, net.state, net.optimizer_state)):
+            bad = [k for k, a in named_arrays(net).items() if self.xp.isdtype(a.dtype, "real floating")
+                   and not host.to_bool(self.xp.all(self.xp.isfinite(a)))]
+            net.params, net.state, net.optimizer_state = before
+            raise FloatingPointError(f"fit: a callback at epoch {net.epoch} set non-finite values in "
+                                     f"{', '.join(bad)}; the model is restored to its weights before the callback")
+        return self._carry()  # train on from the weights the callback set
 
-    def _epoch(self, carry: dict[str, Any], X: Array, y: Array, size: int, order_seed: tuple[int, int] | None,
-               history: History) -> dict[str, Any]:
+    def _order(self, n: int, size: int, order_seed: tuple[int, int] | None) -> Any:
+        """The host row order of one epoch: the permutation keyed by (shuffle seed, epoch), as eager training."""
+        return host_random.permutation(*order_seed, n) if order_seed is not None else host.indices(0, n)
+
+    def _epoch(self, carry: dict[str, Any], X: Array, y: Array, size: int,
+               order_seed: tuple[int, int] | None) -> tuple[dict[str, Any], Array]:
         """One epoch: a compiled scan over its full batches and one call for a short last batch, or one call per
         batch (and a host read after each) when a callback wants every step."""
-        xp, net = self.xp, self.net
-        n = X.shape[0]
-        epoch = self._scalar(net.epoch, xp.int64)
+        net, compiler, xp, device = self.net, self.compiler, self.xp, self.device
+        n, epoch = X.shape[0], net.epoch
         if size >= n:
-            batches: list[Array | None] = [None]
-        else:
-            batches = list(self._order(n, size, order_seed))
-        if self.per_step:
-            for b, rows in enumerate(batches):
-                number = self._scalar(b, xp.int64)
-                carry = (self._function("full")(carry, X, y, epoch, number) if rows is None
-                         else self._function("batch")(carry, X, y, rows, epoch, number))
-                self.steps += 1
-                read = self._read(carry)
-                if read["failed"]:
-                    return carry
-                self._commit(carry, copy=self.compiler.donate)
-                for c in self.callbacks:
-                    c.on_step(StepEvent(net.epoch + 1, b + 1, self.steps, read["last"], net))
-            return carry
-        if batches == [None]:
             self.steps += 1
-            return self._function("full")(carry, X, y, epoch, self._scalar(0, xp.int64))
-        full = [r for r in batches if r is not None and r.shape[0] == size]
-        if len(full) > 1 and self.compiler.scans:
-            idx = xp.stack(full, axis=0)
-            numbers = xp.arange(len(full), dtype=xp.int64, device=self.device)
-            carry = self._function("epoch")(carry, X, y, idx, numbers, epoch)
+            carry, report = self._function("full")(carry, X, y, self._control(epoch, 0, True))
+            if self.per_step:
+                carry, report = self._step_reported(carry, report, 0)
+            return carry, report
+        order = self._order(n, size, order_seed)
+        whole, rest = divmod(n, size)
+        batches = [order[b * size:(b + 1) * size] for b in range(whole)] + ([order[whole * size:]] if rest else [])
+        if whole > 1 and compiler.scans and not self.per_step:
+            idx = host.full_batches(order, size)
+            carry, report = self._function("epoch")(carry, X, y, self._control(epoch, 0, True),
+                                                    compiler.inputs(idx, xp, device))
+            self.steps += whole
+            done = whole
         else:
-            for b, rows in enumerate(full):
-                carry = self._function("batch")(carry, X, y, rows, epoch, self._scalar(b, xp.int64))
-        if len(full) < len(batches):  # the short last batch
-            carry = self._function("batch")(carry, X, y, batches[-1], epoch, self._scalar(len(full), xp.int64))
-        self.steps += len(batches)
-        return carry
+            done = 0
+        for b in range(done, len(batches)):
+            rows = compiler.inputs(batches[b], xp, device)
+            carry, report = self._function("batch")(carry, X, y, self._control(epoch, b, b == 0), rows)
+            self.steps += 1
+            if self.per_step:
+                carry, report = self._step_reported(carry, report, b)
+                if self._decode(host.to_numpy(report))["failed"]:
+                    break
+        return carry, report
 
-    def _all_epochs(self, carry: dict[str, Any], X: Array, y: Array, epochs: int, history: History) -> History:
-        """Full-batch training with nothing to report between epochs: every epoch in one compiled loop, and the
-        per-epoch losses and counts back in one transfer."""
+    def _step_reported(self, carry: dict[str, Any], report: Array, batch: int) -> tuple[dict[str, Any], Array]:
+        """After one step with a callback that wants steps: read, give the model the new weights, call it."""
+        read = self._decode(host.to_numpy(report))
+        if not read["failed"]:
+            self._commit(carry, copy=self.compiler.donate)
+            for c in self.callbacks:
+                c.on_step(StepEvent(self.net.epoch + 1, batch + 1, self.steps, read["last"], self.net))
+        return carry, report
+
+    def _full_batch(self, carry: dict[str, Any], X: Array, y: Array, epochs: int, history: History) -> History:
+        """Full-batch epochs as compiled loops that each run up to the next callback report: all of them in one
+        loop when no callback reports in between (lengths ``every`` and a shorter last: at most two traces)."""
+        net = self.net
+        first, done = net.epoch, 0
+        ends = [e for e in range(1, epochs + 1) if due(self.callbacks, e, epochs)] if self.callbacks else [epochs]
+        for end in ends:
+            carry, record = self._epochs(carry, X, y, end - done, history, last=end == epochs)
+            done = end
+            carry = self._call(due(self.callbacks, done, epochs), record, carry)
+        assert net.epoch == first + epochs
+        return history
+
+    def _epochs(self, carry: dict[str, Any], X: Array, y: Array, count: int, history: History,
+                last: bool) -> tuple[dict[str, Any], dict[str, float]]:
+        """``count`` full-batch epochs in one compiled loop; their losses and counts come back in one transfer and
+        go into the history. Returns the carry and the last epoch's record (raises as eager training on a failure)."""
         xp, net = self.xp, self.net
         first = net.epoch
-        numbers = xp.arange(first, first + epochs, dtype=xp.int64, device=self.device)
-        carry, reports = self._function("epochs")(carry, X, y, numbers)
-        per_epoch = host.to_numpy(reports)  # (epochs, 6 + metrics)
-        self.steps += epochs
+        numbers = self.compiler.inputs(host.indices(first, first + count), xp, self.device)
+        carry, report = self._function("epochs")(carry, X, y, self._control(first, 0, True), numbers)
+        values = host.to_numpy(report)  # the final record, then each epoch's total and counts
+        width = len(RECORD) + len(self.names)
+        read, sums, step = self._decode(values[:width]), values[width:], width - TOTAL  # sums: (count, step) flat
+        self.steps += count
         n = X.shape[0]
-        done = epochs
-        failed = bool(per_epoch[-1, 0])
-        if failed:
-            done = int(per_epoch[-1, 2]) - first  # epochs completed before the failing one
-        for row in per_epoch[:done]:
-            read = self._decode(row)
-            record = {"loss": read["total"] / n if self.per_sample else read["total"]}
-            record.update({name: read["counts"][name] / n for name in self.names})
-            history.record(record, net.history)
+        done = read["epoch"] - first if read["failed"] else count  # epochs completed before a failing one
+        if done:
+            total = sums[0:done * step:step]
+            columns = {"loss": total / n if self.per_sample else total}
+            columns.update({name: sums[1 + i:done * step:step] / n for i, name in enumerate(self.names)})
+            history.record_many({k: v.tolist() for k, v in columns.items()}, net.history)
         net.epoch = first + done
-        if failed:
-            self._fail(carry, self._decode(per_epoch[-1]), X, y, n, None)
-        self._commit(carry, copy=False)
-        return history
+        if read["failed"]:
+            self._fail(carry, read, X, y, n, None)
+        self._commit(carry, copy=self.compiler.donate and not last)
+        return carry, {k: history.metrics[k][-1] for k in history.metrics}
 
     # ---- failures ---------------------------------------------------------------------------------------------
     def _fail(self, carry: dict[str, Any], read: dict[str, Any], X: Array, y: Array, size: int,
@@ -307,7 +334,8 @@ class CompiledTrainer:
         if size >= n:
             xb, yb = X, y
         else:
-            rows = self._order(n, size, (seed, epoch) if seed is not None else None)[batch]
+            order = self._order(n, size, (seed, epoch) if seed is not None else None)
+            rows = host.from_numpy(order[batch * size:(batch + 1) * size], xp, device=self.device, dtype=xp.int64)
             xb, yb = xp.take(X, rows, axis=0), xp.take(y, rows, axis=0)
         value, grads, state, _ = step.gradients(net.params, net.state, xb, yb, (epoch, batch))
         params, opt = step.apply(net.params, grads, net.optimizer_state)

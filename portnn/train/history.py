@@ -18,6 +18,13 @@ class History(list):
             self.metrics.setdefault(key, []).append(value)
             everything.setdefault(key, []).append(value)
 
+    def record_many(self, columns: dict[str, list[float]], everything: dict[str, list[float]]) -> None:
+        """Append several epochs at once, one list per quantity ('loss' first): as many ``record`` calls."""
+        self.extend(columns["loss"])
+        for key, values in columns.items():
+            self.metrics.setdefault(key, []).extend(values)
+            everything.setdefault(key, []).extend(values)
+
     def truncate(self, keep: int, everything: dict[str, list[float]]) -> None:
         """Keep only this fit's first ``keep`` epochs, here and in ``everything`` (the model's history)."""
         drop = len(self) - keep

@@ -20,7 +20,7 @@ from typing import Any
 from ..array import host
 from ..array.types import Array
 from .batches import batches
-from .callbacks import Callback, EpochEvent, StepEvent, wants_steps
+from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
 from .history import History
 from .parallel import Local, Parallel
 from .step import Step, leaves
@@ -70,6 +70,7 @@ class Trainer:
         self.verified: Verified | None = None
         self.exact = False  # replaying: check the model after every update
         self.steps = 0
+        self.first = 0  # the model's epoch when this fit started
 
     # ---- finiteness -----------------------------------------------------------------------------------------
     def finite(self, params: Any, state: Any, opt_state: Any) -> bool:
@@ -138,6 +139,7 @@ class Trainer:
                              "load finite weights (load_state_dict) first")
         self.mark(recorded=0)
         history = History()
+        self.first = net.epoch  # callbacks run by epoch of this fit (Callback.every)
         loop = {"X": X, "y": y, "size": size, "shuffle": shuffle, "stop": net.epoch + epochs}
         try:
             self._epochs(**loop, history=history, report=True, names=names, validate=validate)
@@ -176,7 +178,6 @@ class Trainer:
         n = X.shape[0]
         seed = net.seed if net.shuffle_seed is None else net.shuffle_seed
         whole = ((X, y),) if size >= n else None  # full-batch training: the same one batch every epoch
-        watched = report and (validate is not None or bool(self.callbacks))
         per_step = report and self.per_step
         totals = Totals(loss, names, p.xp)
         train_step, add = self.train_step, totals.add
@@ -194,15 +195,16 @@ class Trainer:
             net.epoch += 1
             if not report:
                 continue
-            if watched:
+            called = due(self.callbacks, net.epoch - self.first, stop - self.first)
+            if validate is not None or called:
                 self._verified(history)
             record = totals.result(n, self.parallel.sum_counts)
             if validate is not None:
                 record.update({f"val_{k}": v for k, v in validate().items()})
             history.record(record, net.history)
-            if self.callbacks:
+            if called:
                 epoch_event = EpochEvent(net.epoch, record, net)
-                self._call(methodcaller("on_epoch", epoch_event), history)
+                self._call(methodcaller("on_epoch", epoch_event), history, called)
 
     def _verified(self, history: History) -> None:
         """Check the model before a callback sees it (Unverified if it fails) and mark it."""
@@ -210,12 +212,13 @@ class Trainer:
             raise Unverified
         self.mark(len(history))
 
-    def _call(self, event: Callable[[Callback], None], history: History) -> None:
-        """Run ``event`` on every callback; if one changed the weights, check them and train on from them."""
+    def _call(self, event: Callable[[Callback], None], history: History,
+              callbacks: list[Callback] | None = None) -> None:
+        """Run ``event`` on the callbacks (all by default); if one changed the weights, check them and train on."""
         net = self.net
         before = ([dict(d) for d in net.params], [dict(d) for d in net.state], net.optimizer_state)
         ids = [id(a) for a in leaves(*before)]
-        for callback in self.callbacks:
+        for callback in self.callbacks if callbacks is None else callbacks:
             event(callback)
         if [id(a) for a in leaves(net.params, net.state, net.optimizer_state)] == ids:
             return

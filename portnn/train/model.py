@@ -9,7 +9,16 @@ from typing import Any
 
 from ..array import host
 from ..array.compile import Compiler, compiler
-from ..array.placement import Placement, as_array, backend_name, check_dtype_name, check_seed, is_floating, namespace_of
+from ..array.placement import (
+    Placement,
+    as_array,
+    backend_name,
+    check_dtype_name,
+    check_seed,
+    is_floating,
+    namespace_of,
+    standard_namespace,
+)
 from ..array.types import Array, Namespace, Params
 from ..nn import init, metrics
 from ..nn.layer import Layer
@@ -17,7 +26,7 @@ from ..nn.losses import Loss
 from ..optim.optimizer import Optimizer, OptState
 from . import checks
 from .batches import batches
-from .callbacks import Callback, Progress, wants_steps
+from .callbacks import Callback, Progress, check_every, wants_steps
 from .compiled import CompiledTrainer
 from .history import History
 from .loop import Trainer
@@ -123,8 +132,10 @@ class Sequential:
             from ..array import backends
 
             xp, device = backends.load(xp, device)
-        elif device is None:
-            device = xp.__array_namespace_info__().default_device()
+        else:
+            xp = standard_namespace(xp)
+            if device is None:
+                device = xp.__array_namespace_info__().default_device()
         dtype = check_dtype_name(dtype, "Sequential.to") or (self.placement.dtype_name if self.placement
                                                              else self.dtype or "float64")
         self._move(Placement(xp, device, getattr(xp, dtype)))
@@ -410,6 +421,7 @@ class Sequential:
         if callbacks is not None and (not isinstance(callbacks, list | tuple)
                                       or not all(isinstance(c, Callback) for c in callbacks)):
             raise TypeError(f"fit: callbacks must be a list of portnn.Callback objects, got {callbacks!r}")
+        check_every(list(callbacks or []), "fit")
         return loss, optimizer
 
     def _training_data(self, X: Any, y: Any, loss: Loss, where: str,

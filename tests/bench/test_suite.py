@@ -39,6 +39,28 @@ def test_hand_written_loops_do_the_same_math_as_portnn():
     assert bench_seed.flat_run(rt, 30)() == seed_ours  # the flat row is portnn's arithmetic exactly
 
 
+def test_compiled_section_compares_the_same_math():
+    """Every row of the compiled section trains the same net from the same weights in the same batch order: after
+    two epochs the losses agree (float32 rounding of differently ordered sums), and the seed net's float64 loss
+    after E steps is the same number for portnn (compiled and eager) and the hand-written lax.fori_loop."""
+    pytest.importorskip("jax")
+    from portnn.bench import cnn as bench_cnn
+    from portnn.bench import compiled as bench_compiled
+
+    spec = bench_mlp.MLPSpec(widths=(20, 16, 16, 4), samples=80, batch=32)  # a short last batch too
+    workloads = bench_compiled.runs(spec, bench_cnn.CNNSpec(samples=40, batch=16), 30, torch=True)
+    for section in ("mlp", "cnn"):
+        losses = {name: [fn() for _ in range(2)] for name, fn in workloads[section].items()}
+        reference = losses.pop("portnn numpy")
+        assert set(losses) >= {"portnn jax (jit)", "hand jax.jit step"}
+        for name, got in losses.items():
+            np.testing.assert_allclose(got, reference, rtol=2e-5, err_msg=f"{section}: {name}")
+    seed = workloads["seed"]
+    after = bench_compiled.portnn_seed("jax", 31, True)  # its last recorded loss is the loss after 30 steps
+    np.testing.assert_allclose(seed["hand jax lax.fori_loop"](), after(), rtol=1e-12)
+    assert seed["portnn jax (jit)"]() == pytest.approx(seed["portnn numpy"](), rel=1e-12)
+
+
 def test_quick_suite_runs_every_section(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--threads", "1", "--repeats", "1", "--json", str(out)]) == 0
@@ -46,6 +68,11 @@ def test_quick_suite_runs_every_section(tmp_path, capsys):
     result = json.loads(out.read_text())
     sections = {r["section"] for r in result["rows"]}
     assert {"peak", "mlp", "seed", "cnn", "memory"} <= sections
+    if bench_compiled_runs():
+        assert {"compiled mlp", "compiled cnn", "compiled seed"} <= sections
+        jit = {r["section"]: r for r in result["rows"] if r["name"] == "portnn jax (jit)"}
+        assert all(r["compile_s"] > 0 and r["median_s"] > 0 for r in jit.values())
+        assert "compile " in printed
     mlp = {r["name"]: r for r in result["rows"] if r["section"] == "mlp"}
     assert {"numpy", "portnn"} <= set(mlp)
     assert mlp["portnn"]["median_s"] > 0
@@ -63,6 +90,12 @@ def test_quick_suite_runs_every_section(tmp_path, capsys):
     assert "matmul-only" in printed
     assert " ms  " in printed
     assert " µs  " in printed
+
+
+def bench_compiled_runs() -> bool:
+    from portnn.bench import compiled as bench_compiled
+
+    return bench_compiled.available() is None
 
 
 def test_memory_theory_counts_data_params_grads_activations():

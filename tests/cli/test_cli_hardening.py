@@ -340,3 +340,12 @@ def test_train_prints_times_in_a_readable_unit(capsys: pytest.CaptureFixture[str
     units = ("µs", "ms", "s")
     assert (words[3] in units, words[5] in units) == (True, True), line  # 'trained in 1.2 ms (61 µs per epoch)'
     assert max(float(words[2]), float(words[4].lstrip("("))) < 1000, line
+
+
+def test_compile_where_it_cannot_run_exits_2_before_any_work(model: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["train", "--compile", "--epochs", "3"], "--compile: backend numpy does not compile")
+    fails(capsys, ["train", "--backend", "jax", "--compile", "--distributed", "--epochs", "3"],
+          "--compile: data-parallel training (--distributed) is not compiled")
+    fails(capsys, ["predict", "--model", str(model), "--input", str(model), "--compile"],
+          "--compile: backend numpy does not compile")

@@ -21,14 +21,19 @@ def golden(name: str):
     return load_golden(GOLDEN / f"{name}.npz")
 
 
-@pytest.mark.parametrize("name", ["seed", "mlp"])
+NAMES = ["seed", "mlp", "dropout-cnn"]
+STEPS = {"seed": 1500, "mlp": 200, "dropout-cnn": 30}
+TRAINED = {"seed": 0.1, "mlp": 0.1, "dropout-cnn": 0.7}  # last loss below this fraction of the first (30 steps)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_golden_file_is_a_real_reference(name: str) -> None:
     problem, ref, meta = golden(name)
     assert meta["hyper"]["recipe"] == name
     assert set(ref.final) == {"float64", "float32"}
-    steps = {"seed": 1500, "mlp": 200}[name]
-    assert len(ref.losses["float64"]) == len(ref.losses["float32"]) == steps
-    assert ref.losses["float64"][-1] < 0.1 * ref.losses["float64"][0], "the stored run must have trained"
+    assert len(ref.losses["float64"]) == len(ref.losses["float32"]) == STEPS[name]
+    losses = ref.losses["float64"]
+    assert losses[-1] < TRAINED[name] * losses[0], "the stored run must have trained"
     for key, w in ref.final["float64"].items():
         assert ref.final["float32"][key].dtype == np.float32
         assert np.max(np.abs(w - problem.init[key])) > 1e-2, f"{key} barely moved: parity against it would be vacuous"
@@ -37,9 +42,11 @@ def test_golden_file_is_a_real_reference(name: str) -> None:
     assert meta["versions"]["packages"]["numpy"], "the file records the library versions it was made with"
     if name == "mlp":
         assert any(k.endswith("bias") for k in problem.init), "the MLP golden net has biases"
+    if name == "dropout-cnn":  # its masks come from the Threefry generator: this file pins them across machines
+        assert any(layer["type"] == "Dropout" for layer in meta["architecture"])
 
 
-@pytest.mark.parametrize("name", ["seed", "mlp"])
+@pytest.mark.parametrize("name", NAMES)
 def test_backend_matches_golden(case, name: str) -> None:
     problem, ref, _ = golden(name)
     row = check(problem, Target(case.backend.name, case.device_name, case.dtype_name), ref)

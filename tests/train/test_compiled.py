@@ -28,22 +28,16 @@ def load(name: str) -> tuple[Any, Any]:
     return backends.load(name)
 
 
-def dropout_cnn(seed: int = 1) -> portnn.Sequential:
-    return portnn.Sequential(portnn.Conv2D(1, 4, 3, padding=1), portnn.ReLU(), portnn.MaxPool2D(2),
-                             portnn.Dropout(0.25), portnn.Flatten(), portnn.Dense(64, 10), seed=seed)
-
-
 def problems() -> dict[str, tuple]:
     seed, mlp = recipes.get("seed"), recipes.get("mlp")
-    cnn = recipes.get("digits-cnn")
-    Xc, yc = cnn.data()
+    cnn = recipes.get("dropout-cnn")
     return {
         "seed": (lambda: seed.model(1), *seed.data(), seed.loss, lambda: seed.optimizer(seed.lr),
                  {"epochs": 300}),
         "mlp": (lambda: mlp.model(1), *mlp.data(), mlp.loss, lambda: mlp.optimizer(mlp.lr),
                 {"epochs": 10, "batch_size": 16}),
-        "dropout-cnn": (dropout_cnn, Xc[:192], yc[:192], portnn.SoftmaxCrossEntropy, lambda: portnn.Adam(0.005),
-                        {"epochs": 2, "batch_size": 32}),
+        "dropout-cnn": (lambda: cnn.model(1), *cnn.data(), cnn.loss, lambda: cnn.optimizer(cnn.lr),
+                        {"epochs": 2, "batch_size": cnn.batch_size}),
     }
 
 
@@ -144,7 +138,9 @@ def test_failures_end_as_in_eager_training(jax_backend, make, X, y, kwargs) -> N
     (eager_msg, eager), (compiled_msg, compiled) = results
     assert compiled_msg == eager_msg
     assert compiled.epoch == eager.epoch
-    assert {k: len(v) for k, v in compiled.history.items()} == {k: len(v) for k, v in eager.history.items()}
+    assert compiled.history.keys() == eager.history.keys()
+    for key, values in eager.history.items():
+        np.testing.assert_allclose(compiled.history[key], values, rtol=1e-9, err_msg=key)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # the layers' own key order
     for arrays in (named_arrays(compiled), named_arrays(eager)):
         assert all(np.isfinite(portnn.to_numpy(a)).all() for a in arrays.values())
@@ -262,3 +258,81 @@ def test_the_seed_net_runs_its_epochs_as_one_compiled_loop(jax_backend) -> None:
     np.testing.assert_allclose(list(history), list(ref_history), rtol=1e-11)
     for key, value in ref.state_dict().items():
         np.testing.assert_allclose(net.state_dict()[key], value, rtol=1e-11)
+
+
+def test_full_batch_epochs_in_one_loop_report_every_metric(jax_backend) -> None:
+    """The one compiled loop returns each epoch's loss and accuracy, equal to eager training's history."""
+    xp, device = jax_backend
+    spiral = recipes.get("spiral")
+    X, y = spiral.data()
+    histories = []
+    for compile in (False, True):
+        net = spiral.model(1).to(xp, device)
+        net.fit(xp.asarray(X, device=device), xp.asarray(y, device=device), loss=spiral.loss(),
+                optimizer=spiral.optimizer(0.01), epochs=40, batch_size=len(X), compile=compile)
+        histories.append(net.history)
+    eager, compiled = histories
+    assert set(eager) == {"loss", "accuracy"} == set(compiled)
+    assert compiled["accuracy"] == eager["accuracy"]
+    np.testing.assert_allclose(compiled["loss"], eager["loss"], rtol=1e-11)
+
+
+class EveryK(portnn.Callback):
+    """Records the epochs it is called at and the weights it sees; optionally writes a value into them."""
+
+    def __init__(self, every: int, poison_at: int | None = None) -> None:
+        self.every, self.poison_at = every, poison_at
+        self.seen: list[tuple[int, float, dict]] = []
+
+    def on_epoch(self, event: portnn.EpochEvent) -> None:
+        self.seen.append((event.epoch, event.loss, event.model.state_dict()))
+        if event.epoch == self.poison_at:
+            model = event.model
+            w = model.params[0]["weight"]
+            model.params = [{**model.params[0], "weight": w * float("inf")}, *model.params[1:]]
+
+
+def test_a_callback_every_k_epochs_sees_what_eager_training_shows(jax_backend) -> None:
+    """``every=K``: on_epoch after epochs K, 2K, ... and the last, with the model of that epoch; the compiled
+    full-batch run trains each K epochs as one loop (lengths K and the remainder: two traces) and records every
+    epoch in the history, as eager training does."""
+    xp, device = jax_backend
+    seed = recipes.get("seed")
+    X, y = (xp.asarray(a, device=device) for a in seed.data())
+    runs = []
+    for compile in (False, True):
+        cb = EveryK(40)
+        net = seed.model(1).to(xp, device)
+        history = net.fit(X, y, loss=seed.loss(), optimizer=seed.optimizer(1.0), epochs=100, callbacks=[cb],
+                          compile=compile)
+        runs.append((cb, history, net))
+    (eager_cb, eager_h, _), (cb, history, net) = runs
+    assert [e for e, _, _ in cb.seen] == [e for e, _, _ in eager_cb.seen] == [40, 80, 100]
+    assert net.compile_stats["traces"] == 2
+    assert len(history) == 100
+    np.testing.assert_allclose(list(history), list(eager_h), rtol=1e-12)
+    for (_, loss, weights), (_, eager_loss, eager_weights) in zip(cb.seen, eager_cb.seen, strict=True):
+        assert loss == pytest.approx(eager_loss, rel=1e-12)
+        for key, value in eager_weights.items():
+            np.testing.assert_allclose(weights[key], value, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["full-batch", "mini-batch"])
+def test_a_callback_that_writes_non_finite_weights_is_undone_as_in_eager_training(jax_backend, batch_size) -> None:
+    xp, device = jax_backend
+    seed = recipes.get("seed")
+    X, y = (xp.asarray(a, device=device) for a in seed.data())
+    results = []
+    for compile in (False, True):
+        net = seed.model(1).to(xp, device)
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(X, y, loss=seed.loss(), optimizer=seed.optimizer(1.0), epochs=30, batch_size=batch_size,
+                    callbacks=[EveryK(10, poison_at=20)], compile=compile)
+        results.append((str(info.value), net))
+    (eager_msg, eager), (msg, net) = results
+    assert msg == eager_msg
+    assert "a callback at epoch 20 set non-finite values in 0.weight" in msg
+    assert net.epoch == eager.epoch == 20
+    for key, value in eager.state_dict().items():
+        np.testing.assert_allclose(net.state_dict()[key], value, rtol=1e-12)
+        assert np.isfinite(net.state_dict()[key]).all()

@@ -86,6 +86,17 @@ def test_data_from_another_namespace_than_the_model(numpy64) -> None:
     assert_unchanged(net, before)
 
 
+def test_to_takes_the_array_module_itself(numpy64) -> None:
+    """``to(numpy)`` (the module, not array-api-compat's wrapper) places the model where numpy arrays fit."""
+    X, y = np.ones((4, 3)), np.zeros((4, 2))
+    by_module = portnn.Sequential(portnn.Dense(3, 2), seed=0).to(np)
+    by_name = portnn.Sequential(portnn.Dense(3, 2), seed=0).to("numpy")
+    kw = {"loss": portnn.MSE(), "optimizer": portnn.SGD(0.1), "epochs": 2}
+    assert by_module.fit(X, y, **kw) == by_name.fit(X, y, **kw)
+    with pytest.raises(TypeError, match="is not an array namespace"):
+        portnn.Sequential(portnn.Dense(3, 2)).to(object())
+
+
 def test_mixed_devices() -> None:
     """array_api_strict device1 stands in for a GPU: CPU data must not meet device1 parameters."""
     strict = pytest.importorskip("array_api_strict")

@@ -9,6 +9,7 @@ import pytest
 
 import portnn
 from portnn import datasets
+from portnn.train.callbacks import Progress
 from portnn.train.step import leaves
 
 X_SPIRAL, Y_SPIRAL = datasets.spiral(seed=0, n_per_class=30)
@@ -213,3 +214,26 @@ def test_non_finite_loss_rolls_back_weights_and_optimizer_state(case64) -> None:
     assert not any(np.any(portnn.to_numpy(a)) for a in leaves(state["m"], state["v"]))
     assert net.epoch == 0
     assert net.history == {}
+
+
+@pytest.mark.parametrize(("every", "error"), [(0, ValueError), (-3, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_callback_every_must_be_a_positive_int(every, error) -> None:
+    class Bad(portnn.Callback):
+        pass
+
+    bad = Bad()
+    bad.every = every
+    net = portnn.Sequential(portnn.Dense(3, 1), seed=0)
+    with pytest.raises(error, match=r"fit: Bad\.every must"):
+        net.fit(np.ones((4, 3)), np.zeros((4, 1)), loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=2,
+                callbacks=[bad])
+    assert net.epoch == 0
+
+
+def test_progress_every_k_epochs_and_the_last() -> None:
+    calls: list[int] = []
+    net = portnn.Sequential(portnn.Dense(3, 1), seed=0)
+    history = net.fit(np.ones((4, 3)), np.zeros((4, 1)), loss=portnn.MSE(), optimizer=portnn.SGD(0.1), epochs=10,
+                      callbacks=[Progress(lambda e, _loss: calls.append(e), every=4)])
+    assert calls == [4, 8, 10]
+    assert len(history) == 10
