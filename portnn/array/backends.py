@@ -90,6 +90,10 @@ def registry() -> dict[str, Backend]:
         compiled = raw.setdefault("compile", {"method": "none", "auto": False})
         if compiled.get("method") not in COMPILE_METHODS or not isinstance(compiled.get("auto"), bool):
             raise ValueError(f"{path}: [compile] needs method in {COMPILE_METHODS} and auto true/false, got {compiled}")
+        declared = [*raw.get("devices", []), *raw.get("gpu_devices", [])]
+        reads = compiled.get("epoch_reads", [])
+        if not isinstance(reads, list) or any(d not in declared for d in reads):
+            raise ValueError(f"{path}: [compile] epoch_reads must list declared devices ({declared}), got {reads!r}")
         out[raw["name"]] = Backend(**raw)
     return out
 
@@ -157,6 +161,25 @@ def resolve_device(backend: Backend, device: str | None) -> Any:
     if backend.name == "cupy":
         return xp_module.cuda.Device(index)
     raise NotImplementedError(f"no device mapping for backend {backend.name!r}")
+
+
+def device_kind(backend: Backend, device: Any) -> str:
+    """The declared device name ('cpu', 'cuda', 'device1', ...) of a backend's device object."""
+    if backend.name == "array_api_strict":
+        return str(getattr(device, "_device", device))
+    if backend.name == "torch":
+        return str(device.type)
+    if backend.name == "jax":
+        return "cuda" if getattr(device, "platform", "cpu") == "gpu" else "cpu"
+    if backend.name == "cupy":
+        return "cuda"
+    return "cpu"
+
+
+def reads_per_epoch(backend: Backend, device: Any) -> bool:
+    """True where the backend file says eager training keeps its losses on ``device`` and reads them once per epoch
+    (``[compile] epoch_reads``: the GPUs, where a read per step is a device synchronisation per step)."""
+    return device_kind(backend, device) in backend.compile.get("epoch_reads", ())
 
 
 def _backend_gpus(backend: Backend) -> int:

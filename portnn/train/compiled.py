@@ -1,7 +1,8 @@
 """Training compiled by the backend (``jax.jit``, ``torch.compile``; ``portnn/array/compile.py``): the pure step runs
 inside compiled functions, losses and metric counts are summed on the device, and the host reads them when the loop
 reports (once per epoch; every step only for a callback that asks for steps; once per fit for full-batch training
-with nothing to report in between, whose epochs then run as one compiled loop).
+with nothing to report in between, whose epochs then run as one compiled loop). The same loop runs eagerly, step by
+step, on devices whose backend file says to read once per epoch (``[compile] epoch_reads``: the GPUs).
 
 The rollback keeps its meaning exactly, without a host read per step: each step computes ``ok`` (finite loss and
 finite new parameters, state and optimizer state) on the device and commits with ``where(ok, new, old)``; a carried
@@ -55,12 +56,14 @@ class CompiledTrainer:
         return self.xp.asarray(value, dtype=dtype, device=self.device)
 
     def _carry(self) -> dict[str, Any]:
-        """The model (copied: the carry may be donated) with the model before the last update, and the record."""
-        net, xp = self.net, self.xp
-        model = self.compiler.copy_tree({"params": net.params, "state": net.state, "opt": net.optimizer_state},
-                                   xp, self.device)
+        """The model (copied where the carry is donated) with the model before the last update, and the record."""
+        net, xp, compiler = self.net, self.xp, self.compiler
+        model = {"params": net.params, "state": net.state, "opt": net.optimizer_state}
+        if compiler.donate:
+            model = compiler.copy_tree(model, xp, self.device)
         record = xp.zeros((len(RECORD) + len(self.names),), dtype=xp.float64, device=self.device)
-        return {**model, "prev": self.compiler.copy_tree(model, xp, self.device), "record": record}
+        prev = compiler.copy_tree(model, xp, self.device) if compiler.donate else model
+        return {**model, "prev": prev, "record": record}
 
     def _control(self, epoch: int, batch: int, reset: bool) -> Any:
         return self.compiler.inputs(host.values([epoch, batch, int(reset)], "int64"), self.xp, self.device)
@@ -87,7 +90,7 @@ class CompiledTrainer:
         counts = [record[TOTAL + 1 + i] + xp.where(ok, xp.astype(metrics.METRICS[n](out, yb, xp, self.threshold), f64),
                                                    0.0) for i, n in enumerate(self.names)]
         # one stacked vector, so that the compiler fuses the bookkeeping into one kernel
-        kind = xp.where(loss_ok, float(UPDATE), float(LOSS))
+        kind = xp.where(loss_ok, xp.asarray(float(UPDATE), dtype=f64, device=self.device), float(LOSS))
         record = xp.stack([
             xp.astype(failed | ~ok, f64), xp.where(first, kind, record[KIND]),
             xp.where(first, xp.astype(epoch, f64), record[EPOCH]),

@@ -290,9 +290,10 @@ class Sequential:
         validate = None if val is None else (lambda: self._evaluate(step, val[0], val[1], loss, names, batch_size,
                                                                     "fit (validation_data)"))
         everyone = ([Progress(progress)] if progress is not None else []) + list(callbacks or [])
-        if not use.compiles:
+        if not use.compiles and not (communicator is None and self._reads_per_epoch(p)):
             return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
                                                                shuffle=shuffle, names=names, validate=validate)
+        # compiled, or eager on a device that reads once per epoch: the same device-side loop and rollback
         trainer = self._compiled_trainer(step, use, everyone, names)
         use = trainer.compiler  # a cached trainer keeps its compiler (and its compiled functions)
         before = (use.traces, use.compile_seconds)
@@ -308,8 +309,9 @@ class Sequential:
             return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
                                                                shuffle=shuffle, names=names, validate=validate)
         finally:
-            self.compile_stats = {"method": use.method, "traces": use.traces - before[0],
-                                  "compile_seconds": use.compile_seconds - before[1], "traces_total": use.traces}
+            if use.compiles:
+                self.compile_stats = {"method": use.method, "traces": use.traces - before[0],
+                                      "compile_seconds": use.compile_seconds - before[1], "traces_total": use.traces}
 
     def _inference(self, requested: bool | str) -> Any:
         """forward(params, state, x) -> output in inference, compiled where ``fit(compile=requested)`` would compile
@@ -327,6 +329,14 @@ class Sequential:
 
             fn = self._compiled[key] = use.jit(forward) if use.compiles else forward
         return fn
+
+    @staticmethod
+    def _reads_per_epoch(p: Placement) -> bool:
+        """Whether eager training on this placement keeps its losses on the device until the epoch ends."""
+        from ..array import backends
+
+        backend = backends.registry().get(backend_name(p.xp))
+        return backend is not None and backends.reads_per_epoch(backend, p.device)
 
     def _compiler(self, p: Placement, requested: bool | str, communicator: Any) -> Compiler:
         """The compiler of this fit (see ``fit``): eager for data-parallel training and unknown namespaces."""

@@ -83,3 +83,24 @@ def test_wheel_ships_the_backend_files(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for f in (ROOT / "backends").glob("*.toml"):
         assert f"portnn/_backends/{f.name}" in names
+
+
+def test_a_backend_file_with_undeclared_epoch_reads_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "backends" / "cupy.toml").read_text().replace('epoch_reads = ["cuda"]', 'epoch_reads = ["tpu"]')
+    assert 'epoch_reads = ["tpu"]' in text
+    (tmp_path / "cupy.toml").write_text(text)
+    monkeypatch.setattr(backends, "backends_dir", lambda: tmp_path)
+    backends.registry.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"epoch_reads must list declared devices"):
+            backends.registry()
+    finally:
+        monkeypatch.undo()
+        backends.registry.cache_clear()
+
+
+def test_epoch_reads_are_the_gpus_and_their_stand_in() -> None:
+    """Eager training reads its losses once per epoch on the GPUs (and device1, which stands in for them), step by
+    step on the CPUs."""
+    for name, b in backends.registry().items():
+        assert set(b.compile.get("epoch_reads", ())) == set(b.gpu_devices) | ({"device1"} & set(b.devices)), name
