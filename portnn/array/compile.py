@@ -57,11 +57,12 @@ class Compiler:
 
         return call
 
-    def inputs(self, values: Any, xp: Any, device: Any) -> Any:
-        """A small host int64 array (step counters, batch rows) as an input of a compiled call."""
+    def inputs(self, values: Any, xp: Any, device: Any, dtype: str = "int64") -> Any:
+        """A small host array (step counters and batch rows as int64, a schedule's rates as float64) as an input of
+        a compiled call."""
         from . import host
 
-        return host.from_numpy(values, xp, device=device, dtype=xp.int64)
+        return host.from_numpy(values, xp, device=device, dtype=getattr(xp, dtype))
 
     def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
         """A copy of every array of a tree (the model must not share buffers with a carry that will be donated)."""
@@ -101,12 +102,12 @@ class JaxCompiler(Compiler):
 
         return jax.lax.scan(body, carry, xs, length=length)
 
-    def inputs(self, values: Any, xp: Any, device: Any) -> Any:
+    def inputs(self, values: Any, xp: Any, device: Any, dtype: str = "int64") -> Any:
         import numpy as np
 
         # a NumPy argument of a jitted call goes to the device of its other (committed) arguments inside the call,
         # which costs a tenth of placing it first (jnp.asarray(..., device=) dispatches a computation of its own)
-        return np.asarray(values, dtype=np.int64)
+        return np.asarray(values, dtype=dtype)
 
     def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
         import jax

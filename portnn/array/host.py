@@ -55,6 +55,8 @@ def count_non_finite(values: np.ndarray) -> int:
 def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
     """Copy host data (NumPy array, list or scalar) into namespace ``xp`` on ``device`` as ``dtype``."""
     data = np.asarray(host)
+    if data.ndim == 0 and dtype is not None:  # torch refuses to convert a 0-d NumPy array's dtype while copying it
+        return xp.reshape(xp.asarray(data.reshape(1), dtype=dtype, device=device, copy=True), ())
     return xp.asarray(data, dtype=dtype, device=device, copy=True)
 
 

@@ -132,8 +132,15 @@ def run(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
     progress = Report(bar, net.epoch, max(1, epochs // 10))
+    # a fresh run's schedule spans the recipe's epochs (or more), so a later --resume continues the same one
+    controls = recipe.controls(max(epochs, recipe.epochs))
     kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
-                                                 "metrics": list(recipe.metrics) or None}
+                                                 "metrics": list(recipe.metrics) or None, **controls}
+    schedule, clip = kwargs.get("schedule", net.schedule), kwargs.get("clip_norm", net.clip_norm)
+    parts = [] if schedule is None else [f"schedule {schedule!r}" + (f" at t = {net.schedule_t}" if resumed else "")]
+    parts += [] if clip is None else [f"gradient clipping at global norm {clip:g}"]
+    if parts:
+        print(", ".join(parts))
     start = time.perf_counter()
     try:
         net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, callbacks=[progress],

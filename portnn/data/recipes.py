@@ -6,8 +6,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..nn import MSE, SSE, Conv2D, Dense, Dropout, Flatten, Loss, MaxPool2D, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
-from ..optim import SGD, Adam, Optimizer
+from ..nn import (
+    MSE,
+    SSE,
+    BatchNorm2d,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Loss,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sigmoid,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
+from ..optim import SGD, Adam, CosineAnnealing, Optimizer, Schedule
 from ..train.model import Sequential
 from . import datasets, images
 
@@ -27,6 +43,17 @@ class Recipe:
     batch_size: int | None = None
     test_data: Callable[[], tuple[Any, Any]] | None = None  # held-out host (X, y), never trained on
     metrics: tuple[str, ...] = ()  # reported besides the loss (empty: the loss's defaults)
+    schedule: Callable[[int], Schedule] | None = None  # epochs -> learning-rate schedule over them
+    clip_norm: float | None = None  # gradient clipping by global norm
+
+    def controls(self, epochs: int) -> dict[str, Any]:
+        """The fit keywords of this recipe's schedule and clipping for a run of ``epochs`` epochs."""
+        out: dict[str, Any] = {}
+        if self.schedule is not None:
+            out["schedule"] = self.schedule(max(epochs, 1))
+        if self.clip_norm is not None:
+            out["clip_norm"] = self.clip_norm
+        return out
 
 
 def _seed_model(seed: int) -> Sequential:
@@ -62,6 +89,25 @@ def _digits_cnn_model(seed: int) -> Sequential:
                       Flatten(), Dense(64, 10), seed=seed)
 
 
+def _block(channels: int) -> Residual:
+    """conv - BN - relu - conv - BN, added to its input (a ResNet basic block; no conv bias before a BatchNorm)."""
+    return Residual(Conv2D(channels, channels, 3, padding=1, bias=False), BatchNorm2d(channels), ReLU(),
+                    Conv2D(channels, channels, 3, padding=1, bias=False), BatchNorm2d(channels))
+
+
+def _digits_resnet_model(seed: int) -> Sequential:
+    return Sequential(Conv2D(1, 16, 3, padding=1, bias=False), BatchNorm2d(16), ReLU(),  # (N, 16, 8, 8)
+                      _block(16), ReLU(), MaxPool2D(2),  # (N, 16, 4, 4)
+                      _block(16), ReLU(), GlobalAvgPool2D(),  # (N, 16)
+                      Dense(16, 10), seed=seed)
+
+
+def _resnet_lines_model(seed: int) -> Sequential:
+    return Sequential(Conv2D(1, 4, 3, padding=1, bias=False), BatchNorm2d(4), ReLU(),  # (N, 4, 8, 8)
+                      Residual(Conv2D(4, 4, 3, padding=1, bias=False), BatchNorm2d(4)), ReLU(),
+                      MaxPool2D(2), Flatten(), Dense(64, 8), seed=seed)  # (N, 64) -> 8 classes
+
+
 def _dropout_cnn_model(seed: int) -> Sequential:
     return Sequential(Conv2D(1, 4, 3, padding=1), ReLU(), MaxPool2D(2),  # (N, 4, 4, 4)
                       Dropout(0.25), Flatten(), Dense(64, 10), seed=seed)
@@ -82,11 +128,25 @@ RECIPES: dict[str, Recipe] = {
                          "8x8 digits as 1x8x8 images, softmax cross-entropy, Adam, batches of 32", _digits_cnn_model,
                          lambda: images.digits_images(seed=0)[:2], SoftmaxCrossEntropy, Adam, lr=0.005,
                          epochs=20, batch_size=32, test_data=lambda: images.digits_images(seed=0)[2:]),
+    "digits-resnet": Recipe("digits-resnet", "residual CNN (conv 16 - BN - 2 residual blocks of conv-BN-relu-conv-BN "
+                            "- global average pool - dense 10) on scikit-learn's 8x8 digits, softmax cross-entropy, "
+                            "Adam with linear warm-up and cosine annealing per epoch, gradient clipping at norm 5, "
+                            "batches of 32", _digits_resnet_model, lambda: images.digits_images(seed=0)[:2],
+                            SoftmaxCrossEntropy, Adam, lr=0.01, epochs=15, batch_size=32,
+                            test_data=lambda: images.digits_images(seed=0)[2:],
+                            schedule=lambda epochs: CosineAnnealing(epochs, warmup=min(2, epochs - 1)), clip_norm=5.0),
     "dropout-cnn": Recipe("dropout-cnn", "conv 4 - pool - dropout 0.25 - dense 10 relu CNN on 192 synthetic 8x8 "
                           "line images, softmax cross-entropy, Adam, batches of 32: dropout masks from the "
                           "counter-based generator on the device, the same on every backend", _dropout_cnn_model,
                           lambda: images.lines(seed=0),
                           SoftmaxCrossEntropy, Adam, lr=0.005, epochs=5, batch_size=32),
+    "resnet-lines": Recipe("resnet-lines", "conv 4 - BN - residual conv-BN block - pool - dense 8 on 192 synthetic 8x8 "
+                           "line images, softmax cross-entropy, Adam with warm-up + cosine annealing per step, "
+                           "gradient clipping at norm 1, batches of 32: BatchNorm state, schedules and clipping, "
+                           "the same on every backend", _resnet_lines_model, lambda: images.lines(seed=0),
+                           SoftmaxCrossEntropy, Adam, lr=0.01, epochs=5, batch_size=32,
+                           schedule=lambda epochs: CosineAnnealing(6 * epochs, warmup=5, interval="step"),
+                           clip_norm=1.0),
 }
 
 

@@ -17,8 +17,8 @@ from .communicator import Communicator
 
 # The fields ``fingerprint`` describes, in the order they are checked: the first that differs is named, so causes
 # come before their consequences (the dtype changes the data's bytes, a resumed epoch the optimizer's step).
-FIELDS = ("backend", "dtype", "data", "architecture", "parameters", "loss", "optimizer", "metrics", "batch_size",
-          "epochs", "shuffle", "shuffle_seed", "seed", "epoch", "optimizer_state")
+FIELDS = ("backend", "dtype", "data", "architecture", "parameters", "loss", "optimizer", "schedule", "clip_norm",
+          "metrics", "batch_size", "epochs", "steps", "shuffle", "shuffle_seed", "seed", "epoch", "optimizer_state")
 
 
 class RanksDisagree(ValueError):
@@ -74,8 +74,8 @@ def state_summary(state: dict[str, Any]) -> tuple[str, Any]:
     return f"{', '.join(slots) or 'no slots'} of {count} parameters{counters}", canon
 
 
-def fingerprint(net: Any, data: tuple[Any, Any], *, batch_size: int, epochs: int,
-                shuffle: bool) -> dict[str, tuple[str, int]]:
+def fingerprint(net: Any, data: tuple[Any, Any], *, batch_size: int, epochs: int, shuffle: bool,
+                steps: int | None = None) -> dict[str, tuple[str, int]]:
     """Per field of ``FIELDS``: (readable value, 64-bit hash) of what decides this rank's training."""
     p = net.placement
     count = sum(math.prod(tuple(a.shape)) for a in net.parameters().values())
@@ -88,9 +88,14 @@ def fingerprint(net: Any, data: tuple[Any, Any], *, batch_size: int, epochs: int
         "dtype": (p.dtype_name, p.dtype_name),
         "loss": (call_text(net.loss), [type(net.loss).__name__, net.loss.config()]),
         "optimizer": (call_text(net.optimizer), [type(net.optimizer).__name__, net.optimizer.config()]),
+        "schedule": (f"{net.schedule!r} at t = {net.schedule_t}" if net.schedule is not None else "None",
+                     None if net.schedule is None else [type(net.schedule).__name__, net.schedule.config(),
+                                                        int(net.schedule_t)]),
+        "clip_norm": (repr(net.clip_norm), net.clip_norm),
         "metrics": (repr(list(net.metrics or [])), list(net.metrics or [])),
         "batch_size": (str(batch_size), int(batch_size)),
         "epochs": (str(epochs), int(epochs)),
+        "steps": (str(steps), steps),
         "shuffle": (str(bool(shuffle)), bool(shuffle)),
         "shuffle_seed": (str(shuffle_seed), int(shuffle_seed)),
         "seed": (str(net.seed), int(net.seed)),

@@ -1,13 +1,15 @@
-"""Synchronous data-parallel training, plugged into ``fit(communicator=...)``: every rank holds the whole data set
-and the same weights, computes the step's gradients on its rows of each global batch, and one Allreduce of a flat
-host buffer sums the weighted gradients (and the loss) of all ranks; the update then runs identically everywhere.
+"""Synchronous data-parallel training, plugged into ``fit(communicator=...)``: every rank holds the whole data set and
+the same weights, computes the step's gradients on its rows of each global batch, and one Allreduce of a flat host
+buffer sums the weighted gradients (and the loss) of all ranks; the update then runs identically everywhere.
 
 Why the result equals single-process training with the same global batch: the global batch sequence is unchanged
 (same shuffle keyed by (seed, epoch), same batch size); rank r takes rows ``shard(n, r, R)``; a mean-reduction loss
 weights its local gradient and loss by local_rows / global_rows, a sum-reduction loss (SSE) by 1, so the sum over
 ranks is the global-batch gradient up to floating-point summation order. Dropout masks are drawn for the global
-batch and sliced (``ctx.rows``). Arrays on any backend/device are staged through host NumPy buffers
-(``portnn.array.host``): one device-to-host and one host-to-device copy of the flat buffer per step.
+batch and sliced (``ctx.rows``); BatchNorm normalises by the global batch's statistics (``ctx.sync``: two Allreduces
+forward, one backward, per layer and step), as PyTorch's SyncBatchNorm, not DDP's per-rank default. Arrays on any
+backend/device are staged through host NumPy buffers (``portnn.array.host``): one device-to-host and one host-to-
+device copy of the flat buffer per step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..array import host
 from ..array.types import Array, Params
+from ..nn.layer import Sync
 from ..train.step import Step
 from .agreement import check_agreement, fingerprint
 from .buffers import host_dtype, pack, shard, tree_size, unpack, weight
@@ -28,16 +31,23 @@ class DataParallel:
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool) -> None:
+    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
+              steps: int | None = None) -> None:
         """On every rank: check that all ranks train alike (RanksDisagree otherwise), then give every rank rank 0's
         parameters, layer state and optimizer state."""
         comm = self.comm
-        if comm.size > 1 and any(net.state):
-            stateful = [repr(net.layers[i]) for i, s in enumerate(net.state) if s]
-            raise ValueError(f"fit: data-parallel training of layers with non-trainable state ({', '.join(stateful)})"
-                             " is not supported yet: their statistics would differ between ranks")
+        if comm.size > 1 and any(net.state):  # batch statistics are the global batch's: every rank needs rows
+            n = data[0].shape[0]
+            smallest = min(batch_size, n - (-(-n // batch_size) - 1) * batch_size)
+            if smallest < comm.size:
+                stateful = [repr(net.layers[i]) for i, s in enumerate(net.state) if s]
+                raise ValueError(f"fit: data-parallel training of layers with batch statistics ({', '.join(stateful)}) "
+                                 f"needs at least one row per rank in every batch, but with {n} rows in batches of "
+                                 f"{batch_size} a batch has {smallest} rows for {comm.size} ranks; choose a "
+                                 "batch size whose last batch is not smaller than the number of ranks")
         if comm.size > 1:  # a group of one has nobody to disagree with (and skips hashing the data)
-            check_agreement(comm, fingerprint(net, data, batch_size=batch_size, epochs=epochs, shuffle=shuffle))
+            check_agreement(comm, fingerprint(net, data, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
+                                              steps=steps))
         broadcast_state(net, comm)
 
     def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,
@@ -50,7 +60,9 @@ class DataParallel:
         x_local, y_local = x[lo:hi, ...], y[lo:hi, ...]
         on_device = comm.device_buffers
         if hi > lo:
-            value, grads, state, out = step.gradients(params, state, x_local, y_local, key, rows=(lo, hi, rows))
+            sync = self._sync(step, weight(step.loss, hi - lo, rows)) if step.stateful and comm.size > 1 else None
+            value, grads, state, out = step.gradients(params, state, x_local, y_local, key, rows=(lo, hi, rows),
+                                                      sync=sync)
             leaves = [g for layer in grads for g in layer.values()]
             local = pack([*leaves, p.xp.reshape(value, (1,))], p.xp, to_host=not on_device)
             w = weight(step.loss, hi - lo, rows)
@@ -65,6 +77,20 @@ class DataParallel:
                      else host.zeros(count, host_dtype(p)))
         total = comm.allreduce(local)
         return host.to_float(total[-1]), unpack(total[:-1], params, p.xp, p.device, p.dtype), state, out, y_local
+
+    def _sync(self, step: Step, w: float) -> Sync:
+        """Batch statistics of the global batch for BatchNorm (SyncBatchNorm's behaviour): each call sums one
+        array over the ranks through one Allreduce."""
+        comm, p = self.comm, step.training
+
+        def total(a: Array) -> Array:
+            flat = p.xp.reshape(a, (-1,))
+            if comm.device_buffers:
+                return p.xp.reshape(comm.allreduce(flat), a.shape)
+            summed = comm.allreduce(host.flat([flat], host_dtype(p)))  # a buffer of our own: allreduce may reuse it
+            return p.xp.reshape(host.from_numpy(summed, p.xp, device=p.device, dtype=a.dtype), a.shape)
+
+        return Sync(total, w)
 
     def sum_counts(self, counts: dict[str, float]) -> dict[str, float]:
         """Per-rank metric counts summed over ranks (one small Allreduce)."""

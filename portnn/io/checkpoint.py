@@ -65,12 +65,17 @@ def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(JSON-able training state, host arrays of the optimizer state keyed 'optim/INDEX.NAME/SLOT')."""
     opt = net.optimizer
     arrays, counters = optimizer_entries(net.optimizer_state, net.params)
-    training = {
+    training: dict[str, Any] = {
         "loss": None if net.loss is None else {"type": type(net.loss).__name__, "config": net.loss.config()},
         "optimizer": None if opt is None else {"type": type(opt).__name__, "config": opt.config(),
                                                "counters": counters},
         "shuffle_seed": net.shuffle_seed, "metrics": net.metrics, "history": net.history, "info": net.info,
     }
+    if net.schedule is not None:  # written only when set: files without a schedule stay 0.1.0-readable
+        training["schedule"] = {"type": type(net.schedule).__name__, "config": net.schedule.config(),
+                                "t": net.schedule_t}
+    if net.clip_norm is not None:
+        training["clip_norm"] = net.clip_norm
     return training, arrays
 
 
@@ -172,4 +177,5 @@ def _load(file: IO[bytes], size: int) -> Sequential:
     net.optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)
     net.shuffle_seed, net.metrics = training.shuffle_seed, training.metrics
     net.history, net.info = training.history, training.info
+    net.schedule, net.schedule_t, net.clip_norm = training.schedule, training.schedule_t, training.clip_norm
     return net

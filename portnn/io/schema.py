@@ -20,7 +20,7 @@ import numpy as np
 from ..nn import LAYERS, LOSSES, metrics
 from ..nn.layer import Layer
 from ..nn.losses import Loss
-from ..optim import OPTIMIZERS, Optimizer, OptState
+from ..optim import OPTIMIZERS, SCHEDULES, Optimizer, OptState, Schedule
 
 FORMAT = "portnn-checkpoint-2"
 FORMAT_WITH_STATE = "portnn-checkpoint-3"  # also holds 'state/' entries (non-trainable layer state)
@@ -116,12 +116,13 @@ def parse_json(data: bytes, name: str, max_bytes: int = JSON_MAX_BYTES) -> Any:
 
 
 # ---- field checks -------------------------------------------------------------------------------------------
-def _object(doc: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """``doc`` as a JSON object with exactly ``keys`` (a misspelt or extra key is damage, not a default)."""
+def _object(doc: Any, where: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``doc`` as a JSON object with exactly ``keys``, and perhaps ``optional`` ones (a misspelt or extra key is
+    damage, not a default)."""
     if not isinstance(doc, dict):
         raise Invalid(f"{where} must be a JSON object, got {type(doc).__name__} {short(doc)}")
     missing = [k for k in keys if k not in doc]
-    unknown = sorted(set(doc) - set(keys))
+    unknown = sorted(set(doc) - set(keys) - set(optional))
     if missing or unknown:
         raise Invalid(f"{where}: missing keys {missing}, unknown keys {short(unknown)}")
     return doc
@@ -200,7 +201,19 @@ def _layer(spec: Any, where: str) -> Layer:
         raise Invalid(f"{where} must be a JSON object, got {type(spec).__name__} {short(spec)}")
     config = dict(spec)
     cls = _kind(config.pop("type", None), LAYER_TYPES, where)
-    layer = _construct(cls, config, where)
+    if getattr(cls, "nested", False):  # a container (Residual): its inner layers are specs of their own
+        inner = config.pop("layers", None)
+        if not isinstance(inner, list):
+            raise Invalid(f"{where}.layers must be a JSON array of layers, got {type(inner).__name__}")
+        built = [_layer(s, f"{where}.layers[{j}]") for j, s in enumerate(inner)]
+        if config:
+            raise Invalid(f"{where} ({cls.__name__}): unknown keys {short(sorted(config))}")
+        try:
+            layer = cls(*built)
+        except Exception as err:
+            raise Invalid(f"{where} ({cls.__name__}): {type(err).__name__}: {err}") from err
+    else:
+        layer = _construct(cls, config, where)
     if not isinstance(layer, Layer):
         raise Invalid(f"{where}: {cls.__name__} did not build a portnn Layer")
     return layer
@@ -243,11 +256,16 @@ class Training:
     metrics: list[str] | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    schedule: Schedule | None = None
+    schedule_t: int = 0
+    clip_norm: float | None = None
 
 
 def training(doc: Any) -> Training:
     """Check the training JSON and build its loss and optimizer; Invalid naming the field otherwise."""
-    doc = _object(doc, "training", ("loss", "optimizer", "shuffle_seed", "metrics", "history", "info"))
+    # 'schedule' and 'clip_norm' are written only when set, so files without them still load in 0.1.0
+    doc = _object(doc, "training", ("loss", "optimizer", "shuffle_seed", "metrics", "history", "info"),
+                  ("schedule", "clip_norm"))
     loss = None
     if doc["loss"] is not None:
         spec = _object(doc["loss"], "training.loss", ("type", "config"))
@@ -260,8 +278,17 @@ def training(doc: Any) -> Training:
         counters = _counters(spec["counters"], "training.optimizer.counters")
     if not isinstance(doc["info"], dict):
         raise Invalid(f"training.info must be a JSON object, got {type(doc['info']).__name__}")
+    schedule, schedule_t = None, 0
+    if doc.get("schedule") is not None:
+        spec = _object(doc["schedule"], "training.schedule", ("type", "config", "t"))
+        schedule = _construct(_kind(spec["type"], SCHEDULES, "training.schedule"), spec["config"], "training.schedule")
+        schedule_t = _count(spec["t"], "training.schedule.t")
+    clip = doc.get("clip_norm")
+    if clip is not None and (type(clip) not in (int, float) or not clip > 0):
+        raise Invalid(f"training.clip_norm must be null or a positive number, got {short(clip)}")
     return Training(loss, opt, counters, _optional_count(doc["shuffle_seed"], "training.shuffle_seed"),
-                    _metrics(doc["metrics"]), _history(doc["history"]), doc["info"])
+                    _metrics(doc["metrics"]), _history(doc["history"]), doc["info"], schedule, schedule_t,
+                    None if clip is None else float(clip))
 
 
 def _counters(doc: Any, where: str) -> dict[str, dict[str, int]]:

@@ -2,13 +2,19 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2D
+from .conv1d import Conv1D
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
+from .global_pool import GlobalAvgPool1D, GlobalAvgPool2D
 from .layer import LAYERS, Context, Layer
 from .losses import LOSSES, MSE, SSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2D, MaxPool2D
+from .residual import Residual
+from .smooth import ELU, GELU, SiLU, Softplus
 
-__all__ = ["LAYERS", "LOSSES", "MSE", "SSE", "AvgPool2D", "BinaryCrossEntropy", "Context", "Conv2D", "Dense",
-           "Dropout", "Flatten", "Identity", "Layer", "LeakyReLU", "Loss", "MaxPool2D", "ReLU", "Sigmoid", "Softmax",
-           "SoftmaxCrossEntropy", "Tanh"]
+__all__ = ["ELU", "GELU", "LAYERS", "LOSSES", "MSE", "SSE", "AvgPool2D", "BatchNorm1d", "BatchNorm2d",
+           "BinaryCrossEntropy", "Context", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool1D",
+           "GlobalAvgPool2D", "Identity", "Layer", "LayerNorm", "LeakyReLU", "Loss", "MaxPool2D", "ReLU", "Residual",
+           "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "Tanh"]

@@ -5,31 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
-from .init import initializer
+from .init import bias as draw_bias
+from .init import check_bias_init, initializer
 from .layer import Context, Grads, Layer
 
 
 class Dense(Layer):
     """Affine map from (batch, in_features) to (batch, out_features)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "glorot_uniform") -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "glorot_uniform",
+                 bias_init: str = "zeros") -> None:
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
         self.in_features, self.out_features, self.bias = in_features, out_features, bool(bias)
         self.initializer = init
         self._draw = initializer(init)  # fails early on an unknown initialiser name
+        self.bias_init = check_bias_init(bias_init, "Dense")
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {"weight": (self.in_features, self.out_features)}
         return {**shapes, "bias": (self.out_features,)} if self.bias else shapes
 
     def init(self, rng: Any) -> dict[str, Any]:
-        """Weight from the chosen initialiser; bias zeros (drawn on the host, identical on every backend)."""
+        """Weight from the chosen initialiser, then the bias from ``bias_init`` (zeros: nothing drawn); drawn on the
+        host, identical on every backend."""
         shapes = self.param_shapes()
         params = {"weight": self._draw(rng, shapes["weight"])}
         if self.bias:
-            params["bias"] = initializer("zeros")(rng, shapes["bias"])
+            params["bias"] = draw_bias(rng, self.bias_init, shapes["weight"], shapes["bias"])
         return params
 
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
@@ -50,5 +54,7 @@ class Dense(Layer):
         return (dy @ params["weight"].T if ctx.need_dx else None), grads
 
     def config(self) -> dict[str, Any]:
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
-                "init": self.initializer}
+        config = {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
+                  "init": self.initializer}
+        # bias_init only when not the default: models with zero biases save the same architecture JSON as before
+        return config if self.bias_init == "zeros" else {**config, "bias_init": self.bias_init}

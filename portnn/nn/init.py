@@ -50,6 +50,17 @@ def he_normal(rng: Any, shape: tuple[int, ...]) -> Any:
     return math.sqrt(2.0 / fans(shape)[0]) * rng.standard_normal(shape)
 
 
+def lecun_normal(rng: Any, shape: tuple[int, ...]) -> Any:
+    """N(0, s^2) with s = sqrt(1 / fan_in), for SELU/tanh layers (LeCun 1998); not truncated, unlike Keras'."""
+    return math.sqrt(1.0 / fans(shape)[0]) * rng.standard_normal(shape)
+
+
+def torch_default(rng: Any, shape: tuple[int, ...]) -> Any:
+    """U(-a, a) with a = 1 / sqrt(fan_in): PyTorch's Linear/Conv weight default, kaiming_uniform_(a=sqrt(5))."""
+    limit = 1.0 / math.sqrt(fans(shape)[0])
+    return rng.uniform(-limit, limit, shape)
+
+
 def zeros(_rng: Any, shape: tuple[int, ...]) -> Any:
     """All zeros (biases); draws nothing from ``rng``."""
     return host_random.zeros(shape)
@@ -57,8 +68,10 @@ def zeros(_rng: Any, shape: tuple[int, ...]) -> Any:
 
 INITIALIZERS: dict[str, Initializer] = {
     "uniform": uniform01, "glorot_uniform": glorot_uniform, "glorot_normal": glorot_normal,
-    "he_uniform": he_uniform, "he_normal": he_normal, "zeros": zeros,
+    "he_uniform": he_uniform, "he_normal": he_normal, "lecun_normal": lecun_normal, "torch_default": torch_default,
+    "zeros": zeros,
 }
+BIAS_INITIALIZERS = ("zeros", "torch_default")  # the bias_init choices of Dense, Conv1D and Conv2D
 
 
 def initializer(name: str) -> Initializer:
@@ -66,6 +79,22 @@ def initializer(name: str) -> Initializer:
     if name not in INITIALIZERS:
         raise ValueError(f"unknown initialiser {name!r}; known: {', '.join(INITIALIZERS)}")
     return INITIALIZERS[name]
+
+
+def check_bias_init(name: Any, owner: str) -> str:
+    """``name`` if it is a bias initialiser; ValueError naming ``owner`` and listing the choices otherwise."""
+    if not isinstance(name, str) or name not in BIAS_INITIALIZERS:
+        raise ValueError(f"{owner}: bias_init must be one of {', '.join(map(repr, BIAS_INITIALIZERS))}, got {name!r}")
+    return name
+
+
+def bias(rng: Any, name: str, weight_shape: tuple[int, ...], shape: tuple[int, ...]) -> Any:
+    """A bias of ``shape``: zeros (draws nothing), or 'torch_default' U(-a, a) with a = 1 / sqrt(fan_in of the
+    weight), as PyTorch's Linear/Conv bias. Drawn after the weight, so the zeros default keeps old streams."""
+    if check_bias_init(name, "bias") == "zeros":
+        return zeros(rng, shape)
+    limit = 1.0 / math.sqrt(fans(weight_shape)[0])
+    return rng.uniform(-limit, limit, shape)
 
 
 def _checked(layer: Layer, i: int, drawn: dict[str, Any], declared: dict[str, tuple[int, ...]], what: str) -> None:

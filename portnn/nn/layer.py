@@ -18,6 +18,7 @@ seed, layer index, epoch, batch). Every public subclass is registered by class n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,10 +29,21 @@ Grads = dict[str, Array]
 
 
 @dataclass(frozen=True, slots=True)
+class Sync:
+    """What a layer with batch statistics (BatchNorm) needs on a data-parallel rank: ``total(a)`` sums an array over
+    all ranks (a collective: every rank calls it in the same order), and ``weight``, the factor by which this rank's
+    gradients are scaled into the global batch's (local rows / global rows for a mean loss, 1 for a sum)."""
+
+    total: Callable[[Array], Array]
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """Where and how a forward/backward pass runs: the namespace, device and float dtype; whether this is training;
     for keyed layers the step's random key; for a data-parallel rank its rows (first, stop, global rows) of the
-    batch; whether the input gradient is needed (not for the first layer)."""
+    batch and, when the model has batch statistics, its ``sync``; whether the input gradient is needed (not for
+    the first layer)."""
 
     xp: Namespace
     device: Device
@@ -40,6 +52,7 @@ class Context:
     key: tuple[int, ...] | None = None
     rows: tuple[int, int, int] | None = None
     need_dx: bool = True
+    sync: Sync | None = None
 
 
 class Layer:

@@ -6,8 +6,9 @@ from typing import Any
 
 import array_api_compat
 
+from ..array.numbers import number, positive
 from ..array.types import Device, Namespace, Params
-from .optimizer import Optimizer, OptState, decayed, number, positive, zeros_like
+from .optimizer import Optimizer, OptState, decayed, zeros_like
 
 
 class Adam(Optimizer):
@@ -38,20 +39,20 @@ class Adam(Optimizer):
         return {"step": xp.asarray(0, dtype=xp.int64, device=device), "m": zeros_like(params, xp, device),
                 "v": zeros_like(params, xp, device)}
 
-    def update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+    def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
         try:
-            return self._update(params, grads, state)
+            return self._update(params, grads, state, self.lr if lr is None else lr)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
             raise
 
-    def _update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+    def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
         leaves = [p for layer in params for p in layer.values()]
         if not leaves:
             return params, state
         xp = array_api_compat.array_namespace(leaves[0])  # once per step
         dtype = leaves[0].dtype
-        (b1, b2), lr, eps = self.betas, self.lr, self.eps
+        (b1, b2), eps = self.betas, self.eps
         if self.weight_decay:
             grads = decayed(params, grads, self.weight_decay)
         t = state["step"] + 1

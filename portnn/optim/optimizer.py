@@ -7,37 +7,12 @@ optimizer_state``), never by the optimizer object, so one optimizer can serve se
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..array.types import Device, Namespace, Params
 
 OptState = dict[str, Any]  # slot name -> a tree shaped like the parameters, or a 0-d array (Adam's 'step')
 OPTIMIZERS: dict[str, type[Optimizer]] = {}  # every public Optimizer subclass by class name (for checkpoints)
-
-
-def number(owner: str, name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
-           high_open: bool = True) -> float:
-    """``value`` as a Python float (never a NumPy scalar, which would promote float32), inside the given range."""
-    if isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
-    try:
-        result = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}") from err
-    too_low = result <= low if low_open else result < low
-    too_high = result >= high if high_open else result > high
-    if not math.isfinite(result) or too_low or too_high:
-        if high == math.inf:
-            where = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{owner}: {name} must be a finite number {where}, got {value!r}")
-    return result
-
-
-def positive(owner: str, name: str, value: Any) -> float:
-    return number(owner, name, value, 0.0, low_open=True)
 
 
 def zeros_like(params: Params, xp: Namespace, device: Device) -> Params:
@@ -76,8 +51,10 @@ class Optimizer:
         """Fresh state for ``params``: zero slots with each parameter's shape and dtype, on ``device``."""
         return {}
 
-    def update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
-        """(new parameters, new state) for one step; the inputs are left untouched."""
+    def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
+        """(new parameters, new state) for one step; the inputs are left untouched. ``lr`` (a Python float or a
+        0-d float64 array: a schedule's rate for this step) replaces ``self.lr`` for this step; it is passed only
+        when a schedule is in use, so an optimizer without schedules may leave it out."""
         raise NotImplementedError
 
     def _check_trees(self, params: Params, grads: Params, state: OptState) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
+
+from ..array.numbers import number, positive
 from ..array.types import Device, Namespace, Params
-from .optimizer import Optimizer, OptState, decayed, number, positive, zeros_like
+from .optimizer import Optimizer, OptState, decayed, zeros_like
 
 
 class SGD(Optimizer):
@@ -43,15 +46,17 @@ class SGD(Optimizer):
     def init_state(self, params: Params, xp: Namespace, device: Device) -> OptState:
         return {"velocity": zeros_like(params, xp, device)} if self.momentum else {}
 
-    def update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+    def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
         try:
-            return self._update(params, grads, state)
+            return self._update(params, grads, state, self.lr if lr is None else lr)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
             raise
 
-    def _update(self, params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
-        lr, mu = self.lr, self.momentum
+    def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
+        mu = self.momentum
+        if not isinstance(lr, float):  # a schedule's 0-d float64 rate, rounded once to the parameters' dtype
+            lr = _as_dtype(lr, params)
         if self.weight_decay:
             grads = decayed(params, grads, self.weight_decay)
         if mu == 0.0:  # parameter-free layers ({}) pass through as they are
@@ -66,3 +71,12 @@ class SGD(Optimizer):
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
+
+
+def _as_dtype(lr: Any, params: Params) -> Any:
+    """A 0-d rate in the parameters' dtype (a float64 rate would promote float32 parameters)."""
+    first = next((p for layer in params for p in layer.values()), None)
+    if first is None:
+        return lr
+    xp = array_api_compat.array_namespace(first)
+    return xp.astype(lr, first.dtype)

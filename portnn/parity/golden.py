@@ -85,10 +85,10 @@ def load_golden(path: str | os.PathLike) -> tuple[Problem, Reference, dict[str, 
     if problem.architecture() != meta["architecture"]:
         raise ValueError(f"{path}: recipe {recipe.name!r} now builds a different model than the golden file stores "
                          f"({meta['architecture']}); regenerate it (tests/golden/REGENERATE.md)")
-    for key in ("loss", "optimizer"):
-        if problem.hyper()[key] != hyper[key]:
-            raise ValueError(f"{path}: recipe {recipe.name!r} now uses {key} {problem.hyper()[key]}, the golden file "
-                             f"{hyper[key]}; regenerate it (tests/golden/REGENERATE.md)")
+    for key in ("loss", "optimizer", "controls"):  # controls (schedule, clipping): only recipes that have them
+        if problem.hyper().get(key) != hyper.get(key):
+            raise ValueError(f"{path}: recipe {recipe.name!r} now uses {key} {problem.hyper().get(key)}, the golden "
+                             f"file {hyper.get(key)}; regenerate it (tests/golden/REGENERATE.md)")
     final, losses = {}, {}
     for dt in meta["dtypes"]:
         final[dt] = _group(arrays, f"final/{dt}/")

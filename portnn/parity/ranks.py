@@ -45,6 +45,7 @@ def train_problem(problem: Problem, backend: str, device: str | None, dtype: str
     recorder = StepLosses()
     start = time.perf_counter()
     net.fit(X, y, loss=problem.recipe.loss(), optimizer=problem.recipe.optimizer(problem.lr), epochs=problem.epochs,
+            **problem.recipe.controls(problem.epochs),
             batch_size=problem.batch_size, metrics=[], communicator=comm, callbacks=[recorder])
     return net, recorder.losses, time.perf_counter() - start
 

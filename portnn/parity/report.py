@@ -56,7 +56,8 @@ def render(report: Report) -> str:
     """The whole report as printed by ``portnn parity``."""
     h = report.hyper
     head = [f"parity: recipe {h['recipe']} (seed {h['seed']}, lr {h['lr']}, {h['epochs']} epochs, batch "
-            f"{h['batch_size'] or 'full'}, {h['loss']}, {h['optimizer']})",
+            f"{h['batch_size'] or 'full'}, {h['loss']}, {h['optimizer']}"
+            + (f", {h['controls']}" if h.get("controls") else "") + ")",
             f"reference: {report.reference}; float32 rows are checked against NumPy float32, float64 rows against "
             "NumPy float64; measure max |dW| / max(1, |W|)"]
     if report.tol_override is not None:

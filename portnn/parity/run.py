@@ -91,7 +91,8 @@ class Problem:
         """JSON-able hyper-parameters: what, besides weights and data, decides the result."""
         return {"recipe": self.recipe.name, "seed": self.seed, "lr": self.lr, "epochs": self.epochs,
                 "batch_size": self.batch_size, "loss": repr(self.recipe.loss()),
-                "optimizer": repr(self.recipe.optimizer(self.lr)), "samples": int(self.X.shape[0])}
+                "optimizer": repr(self.recipe.optimizer(self.lr)), "samples": int(self.X.shape[0]),
+                **({"controls": repr(controls)} if (controls := self.recipe.controls(self.epochs)) else {})}
 
 
 @dataclass
@@ -134,6 +135,7 @@ def train(problem: Problem, target: Target, on_step: StepHook | None = None, sna
     steps = _Steps(on_step, snapshots)
     start = time.perf_counter()
     net.fit(X, y, loss=problem.recipe.loss(), optimizer=problem.recipe.optimizer(problem.lr), epochs=problem.epochs,
+            **problem.recipe.controls(problem.epochs),
             batch_size=problem.batch_size, metrics=[], callbacks=[steps], compile=target.compiled)
     seconds = time.perf_counter() - start
     return Run(target, net.state_dict(), steps.losses, seconds)

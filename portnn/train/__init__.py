@@ -1,7 +1,8 @@
 """Training: the model (Sequential), the one pure training step, the loop around it, and argument checks."""
 
 from .callbacks import Callback, EpochEvent, StepEvent
+from .early_stopping import EarlyStopping
 from .history import History
 from .model import Sequential
 
-__all__ = ["Callback", "EpochEvent", "History", "Sequential", "StepEvent"]
+__all__ = ["Callback", "EarlyStopping", "EpochEvent", "History", "Sequential", "StepEvent"]

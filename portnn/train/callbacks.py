@@ -21,11 +21,13 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class EpochEvent:
-    """After an epoch: its 1-based number, what it recorded ('loss', metrics, 'val_*') and the model."""
+    """After an epoch: its 1-based number, what it recorded ('loss', metrics, 'val_*'), the model, and whether it
+    is the last epoch of the fit (``final``)."""
 
     epoch: int
     record: dict[str, float]
     model: Any
+    final: bool = False
 
     @property
     def loss(self) -> float:
@@ -41,6 +43,10 @@ class Callback:
     compiled loop, so a progress report every 100 epochs costs one host read per 100 epochs."""
 
     every: int = 1
+
+    def begin(self, recorded: list[str]) -> None:
+        """Called when a fit starts, before any step, with the names each epoch will record ('loss', metrics,
+        'val_*'): the place to check settings and reset per-fit state."""
 
     def on_step(self, event: StepEvent) -> None:
         """Called after every step (the loss is read on the host each step while a callback wants them)."""

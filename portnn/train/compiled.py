@@ -29,6 +29,7 @@ from ..nn import metrics
 from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
 from .history import History
 from .loop import named_arrays
+from .rates import Rates
 from .step import Step, leaves, where_tree
 
 LOSS, UPDATE = 1, 2  # kinds of failure
@@ -49,6 +50,7 @@ class CompiledTrainer:
         assert loss is not None
         self.per_sample, self.threshold = loss.reduction != "sum", metrics.threshold(loss)
         self.steps = 0
+        self.rates = Rates(None, 0.0)  # the fit's learning-rate schedule (set by the model for every fit)
         self._functions: dict[str, Callable[..., Any]] = {}
 
     # ---- the carry ------------------------------------------------------------------------------------------
@@ -75,12 +77,14 @@ class CompiledTrainer:
         keep = xp.arange(carry["record"].shape[0], dtype=xp.int64, device=self.device) < TOTAL
         return {**carry, "record": xp.where(reset & ~keep, 0.0, carry["record"])}
 
-    def _body(self, carry: dict[str, Any], xb: Array, yb: Array, epoch: Array, batch: Array) -> dict[str, Any]:
-        """One training step on the device, committed only when finite (see the module docstring)."""
+    def _body(self, carry: dict[str, Any], xb: Array, yb: Array, epoch: Array, batch: Array,
+              lr: Array | None) -> dict[str, Any]:
+        """One training step on the device at rate ``lr`` (None: the optimizer's), committed only when finite (see
+        the module docstring)."""
         xp, step, f64 = self.xp, self.step, self.xp.float64
         params, state, opt, record = carry["params"], carry["state"], carry["opt"], carry["record"]
         value, grads, new_state, out = step.gradients(params, state, xb, yb, (epoch, batch))
-        new_params, new_opt = step.apply(params, grads, opt)
+        new_params, new_opt = step.apply(params, grads, opt, lr)
         loss_ok = xp.isfinite(value)
         failed = record[FAILED] != 0.0
         ok = ~failed & loss_ok & step.finite(new_params, new_state, new_opt)
@@ -115,30 +119,37 @@ class CompiledTrainer:
             return self._functions[name]
         xp, compiler = self.xp, self.compiler
 
-        def full(carry: Any, X: Array, y: Array, ctrl: Array) -> Any:
-            carry = self._body(self._reset(carry, ctrl[2] == 1), X, y, ctrl[0], ctrl[1])
+        # ``lrs``: a schedule's rate of each step (float64), or None: the optimizer's own rate
+        def full(carry: Any, X: Array, y: Array, ctrl: Array, lrs: Array | None) -> Any:
+            lr = None if lrs is None else lrs[0]
+            carry = self._body(self._reset(carry, ctrl[2] == 1), X, y, ctrl[0], ctrl[1], lr)
             return carry, self._report(carry)
 
-        def one(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array) -> Any:
+        def one(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array, lrs: Array | None) -> Any:
             carry = self._reset(carry, ctrl[2] == 1)
-            carry = self._body(carry, xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), ctrl[0], ctrl[1])
+            carry = self._body(carry, xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), ctrl[0], ctrl[1],
+                               None if lrs is None else lrs[0])
             return carry, self._report(carry)
 
-        def epoch_scan(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array) -> Any:
-            def scanned(c: Any, batch: tuple[Array, Array]) -> tuple[Any, Any]:
-                number, rows = batch
-                return self._body(c, xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), ctrl[0], number), None
+        def epoch_scan(carry: Any, X: Array, y: Array, ctrl: Array, idx: Array, lrs: Array | None) -> Any:
+            def scanned(c: Any, batch: tuple[Array, ...]) -> tuple[Any, Any]:
+                number, rows, *lr = batch
+                return self._body(c, xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), ctrl[0], number,
+                                  lr[0] if lr else None), None
 
             numbers = xp.arange(idx.shape[0], dtype=xp.int64, device=self.device)
-            carry = compiler.scan(scanned, self._reset(carry, ctrl[2] == 1), (numbers, idx), idx.shape[0])[0]
+            xs = (numbers, idx) if lrs is None else (numbers, idx, lrs)
+            carry = compiler.scan(scanned, self._reset(carry, ctrl[2] == 1), xs, idx.shape[0])[0]
             return carry, self._report(carry)
 
-        def epochs_scan(carry: Any, X: Array, y: Array, _ctrl: Array, epochs: Array) -> Any:
-            def scanned(c: Any, e: Array) -> tuple[Any, Any]:
-                c = self._body(self._reset(c, e == e), X, y, e, e * 0)
+        def epochs_scan(carry: Any, X: Array, y: Array, _ctrl: Array, epochs: Array, lrs: Array | None) -> Any:
+            def scanned(c: Any, e_lr: tuple[Array, ...]) -> tuple[Any, Any]:
+                e, *lr = e_lr
+                c = self._body(self._reset(c, e == e), X, y, e, e * 0, lr[0] if lr else None)
                 return c, c["record"][TOTAL:]  # the epoch's total and counts
 
-            carry, sums = compiler.scan(scanned, carry, epochs, epochs.shape[0])
+            xs = (epochs,) if lrs is None else (epochs, lrs)
+            carry, sums = compiler.scan(scanned, carry, xs, epochs.shape[0])
             return carry, xp.concat([self._report(carry), xp.reshape(sums, (-1,))])  # one transfer
 
         table: dict[str, Callable[..., Any]] = {"full": full, "batch": one, "epoch": epoch_scan,
@@ -172,7 +183,8 @@ class CompiledTrainer:
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, X: Array, y: Array, *, epochs: int, size: int, shuffle: bool,
-            validate: Callable[[], dict[str, float]] | None) -> History:
+            validate: Callable[[], dict[str, float]] | None, steps: int | None = None) -> History:
+        """As the eager ``Trainer.run``: ``epochs`` passes (the last cut short after ``steps`` steps in all)."""
         net, xp = self.net, self.xp
         if not host.to_bool(self.step.finite(net.params, net.state, net.optimizer_state)):
             bad = [k for k, a in named_arrays(net).items() if xp.isdtype(a.dtype, "real floating")
@@ -190,22 +202,28 @@ class CompiledTrainer:
             return self._full_batch(carry, X, y, epochs, history)
         seed = net.seed if net.shuffle_seed is None else net.shuffle_seed
         first, stop = net.epoch, net.epoch + epochs
+        per_epoch = -(-n // size)
         while net.epoch < stop:
-            carry, report = self._epoch(carry, X, y, size, (seed, net.epoch) if shuffle else None)
+            count = per_epoch if steps is None else min(per_epoch, steps - (net.epoch - first) * per_epoch)
+            carry, report = self._epoch(carry, X, y, size, (seed, net.epoch) if shuffle else None, count)
             read = self._decode(host.to_numpy(report))
             if read["failed"]:
                 self._fail(carry, read, X, y, size, seed if shuffle else None)
             net.epoch += 1
+            net.schedule_t += self.rates.advance(count)
             last = net.epoch == stop
             self._commit(carry, copy=self.compiler.donate and not last)
-            record = self._record(read, n)
+            record = self._record(read, n if count == per_epoch else min(n, count * size))
             if validate is not None:
                 record.update({f"val_{k}": v for k, v in validate().items()})
             history.record(record, net.history)
-            carry = self._call(due(self.callbacks, net.epoch - first, epochs), record, carry)
+            carry = self._call(due(self.callbacks, net.epoch - first, epochs), record, carry, last)
+            if net.stop_training:
+                break
         return history
 
-    def _call(self, called: list[Callback], record: dict[str, float], carry: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, called: list[Callback], record: dict[str, float], carry: dict[str, Any],
+              final: bool) -> dict[str, Any]:
         """Run the callbacks due now (the model holds this epoch's weights); if one changed the weights, check them
         (restoring the model and raising as eager training does when they are not finite) and train on from them."""
         if not called:
@@ -214,7 +232,7 @@ class CompiledTrainer:
         before = ([dict(d) for d in net.params], [dict(d) for d in net.state], net.optimizer_state)
         ids = [id(a) for a in leaves(*before)]
         for c in called:
-            c.on_epoch(EpochEvent(net.epoch, record, net))
+            c.on_epoch(EpochEvent(net.epoch, record, net, final))
         if [id(a) for a in leaves(net.params, net.state, net.optimizer_state)] == ids:
             return carry
         if not host.to_bool(self.step.finite(net.params, net.state, net.optimizer_state)):
@@ -229,32 +247,42 @@ class CompiledTrainer:
         """The host row order of one epoch: the permutation keyed by (shuffle seed, epoch), as eager training."""
         return host_random.permutation(*order_seed, n) if order_seed is not None else host.indices(0, n)
 
-    def _epoch(self, carry: dict[str, Any], X: Array, y: Array, size: int,
-               order_seed: tuple[int, int] | None) -> tuple[dict[str, Any], Array]:
-        """One epoch: a compiled scan over its full batches and one call for a short last batch, or one call per
-        batch (and a host read after each) when a callback wants every step."""
+    def _rates(self, values: list[float] | None) -> Array | None:
+        """A schedule's rates as a float64 input of a compiled call (None without a schedule)."""
+        return None if values is None else self.compiler.inputs(host.values(values, "float64"), self.xp, self.device,
+                                                                "float64")
+
+    def _epoch(self, carry: dict[str, Any], X: Array, y: Array, size: int, order_seed: tuple[int, int] | None,
+               count: int) -> tuple[dict[str, Any], Array]:
+        """One epoch of ``count`` steps: a compiled scan over its full batches and one call for a short last batch,
+        or one call per batch (and a host read after each) when a callback wants every step."""
         net, compiler, xp, device = self.net, self.compiler, self.xp, self.device
         n, epoch = X.shape[0], net.epoch
+        rates = self.rates.epoch(net.schedule_t, count)
         if size >= n:
             self.steps += 1
-            carry, report = self._function("full")(carry, X, y, self._control(epoch, 0, True))
+            carry, report = self._function("full")(carry, X, y, self._control(epoch, 0, True), self._rates(rates))
             if self.per_step:
                 carry, report = self._step_reported(carry, report, 0)
             return carry, report
         order = self._order(n, size, order_seed)
         whole, rest = divmod(n, size)
         batches = [order[b * size:(b + 1) * size] for b in range(whole)] + ([order[whole * size:]] if rest else [])
+        batches = batches[:count]
+        whole = min(whole, count)
         if whole > 1 and compiler.scans and not self.per_step:
-            idx = host.full_batches(order, size)
+            idx = host.full_batches(order[:whole * size], size)
             carry, report = self._function("epoch")(carry, X, y, self._control(epoch, 0, True),
-                                                    compiler.inputs(idx, xp, device))
+                                                    compiler.inputs(idx, xp, device),
+                                                    self._rates(None if rates is None else rates[:whole]))
             self.steps += whole
             done = whole
         else:
             done = 0
         for b in range(done, len(batches)):
             rows = compiler.inputs(batches[b], xp, device)
-            carry, report = self._function("batch")(carry, X, y, self._control(epoch, b, b == 0), rows)
+            carry, report = self._function("batch")(carry, X, y, self._control(epoch, b, b == 0), rows,
+                                                    self._rates(None if rates is None else rates[b:b + 1]))
             self.steps += 1
             if self.per_step:
                 carry, report = self._step_reported(carry, report, b)
@@ -280,8 +308,10 @@ class CompiledTrainer:
         for end in ends:
             carry, record = self._epochs(carry, X, y, end - done, history, last=end == epochs)
             done = end
-            carry = self._call(due(self.callbacks, done, epochs), record, carry)
-        assert net.epoch == first + epochs
+            carry = self._call(due(self.callbacks, done, epochs), record, carry, end == epochs)
+            if net.stop_training:
+                break
+        assert net.epoch == first + done
         return history
 
     def _epochs(self, carry: dict[str, Any], X: Array, y: Array, count: int, history: History,
@@ -291,7 +321,11 @@ class CompiledTrainer:
         xp, net = self.xp, self.net
         first = net.epoch
         numbers = self.compiler.inputs(host.indices(first, first + count), xp, self.device)
-        carry, report = self._function("epochs")(carry, X, y, self._control(first, 0, True), numbers)
+        t = net.schedule_t  # one step per full-batch epoch: step and epoch schedules count alike
+        rates = None if self.rates.schedule is None else [self.rates.schedule.lr(self.rates.base, t + k)
+                                                          for k in range(count)]
+        carry, report = self._function("epochs")(carry, X, y, self._control(first, 0, True), numbers,
+                                                 self._rates(rates))
         values = host.to_numpy(report)  # the final record, then each epoch's total and counts
         width = len(RECORD) + len(self.names)
         read, sums, step = self._decode(values[:width]), values[width:], width - TOTAL  # sums: (count, step) flat
@@ -304,6 +338,7 @@ class CompiledTrainer:
             columns.update({name: sums[1 + i:done * step:step] / n for i, name in enumerate(self.names)})
             history.record_many({k: v.tolist() for k, v in columns.items()}, net.history)
         net.epoch = first + done
+        net.schedule_t += self.rates.advance(1) * done
         if read["failed"]:
             self._fail(carry, read, X, y, n, None)
         self._commit(carry, copy=self.compiler.donate and not last)
@@ -341,7 +376,8 @@ class CompiledTrainer:
             rows = host.from_numpy(order[batch * size:(batch + 1) * size], xp, device=self.device, dtype=xp.int64)
             xb, yb = xp.take(X, rows, axis=0), xp.take(y, rows, axis=0)
         value, grads, state, _ = step.gradients(net.params, net.state, xb, yb, (epoch, batch))
-        params, opt = step.apply(net.params, grads, net.optimizer_state)
+        rates = self.rates.epoch(net.schedule_t, batch + 1)
+        params, opt = step.apply(net.params, grads, net.optimizer_state, None if rates is None else rates[batch])
         named = named_arrays(net, params, state, opt)
         bad = [k for k, a in named.items() if xp.isdtype(a.dtype, "real floating")
                and not host.to_bool(xp.all(xp.isfinite(a)))]

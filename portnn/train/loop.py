@@ -23,6 +23,7 @@ from .batches import batches
 from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
 from .history import History
 from .parallel import Local, Parallel
+from .rates import Rates
 from .step import Step, leaves
 from .totals import Totals
 
@@ -35,6 +36,7 @@ class Verified:
     state: Any
     opt_state: Any
     epoch: int
+    schedule_t: int  # the model's schedule counter at that point
     recorded: int  # epochs this fit had recorded in its History at that point
 
 
@@ -60,12 +62,12 @@ def named_arrays(net: Any, params: Any = None, state: Any = None, opt_state: Any
 class Trainer:
     """One ``fit``: the model, its step, the data-parallel strategy and the callbacks."""
 
-    def __init__(self, net: Any, step: Step, parallel: Parallel, callbacks: list[Callback]) -> None:
-        self.net, self.step, self.parallel, self.callbacks = net, step, parallel, callbacks
+    def __init__(self, net: Any, step: Step, parallel: Parallel, callbacks: list[Callback], rates: Rates) -> None:
+        self.net, self.step, self.parallel, self.callbacks, self.rates = net, step, parallel, callbacks, rates
         self.per_step = wants_steps(callbacks)
         self.local = isinstance(parallel, Local)
         assert step.optimizer is not None
-        self.update = step.optimizer.update
+        self.update = step.apply if step.clip_norm is not None else step.optimizer.update
         self.last_good: tuple[Any, Any, Any] | None = None  # (params, state, optimizer state) before the last update
         self.verified: Verified | None = None
         self.exact = False  # replaying: check the model after every update
@@ -89,14 +91,14 @@ class Trainer:
     def mark(self, recorded: int) -> None:
         """Remember the model as it is now as the last verified point."""
         net = self.net
-        self.verified = Verified(net.params, net.state, net.optimizer_state, net.epoch, recorded)
+        self.verified = Verified(net.params, net.state, net.optimizer_state, net.epoch, net.schedule_t, recorded)
 
     def restore(self, params: Any, state: Any, opt_state: Any) -> None:
         self.net.params, self.net.state, self.net.optimizer_state = params, state, opt_state
         self.last_good = None
 
     # ---- one step -------------------------------------------------------------------------------------------
-    def train_step(self, xb: Array, yb: Array, batch: int) -> tuple[float, Array, Array]:
+    def train_step(self, xb: Array, yb: Array, batch: int, lr: float | None = None) -> tuple[float, Array, Array]:
         """One step on one batch: (loss, this rank's output, the targets it was compared with). The model changes
         only when the loss (and, replaying, the new model) is finite; then everything changes together."""
         net, step = self.net, self.step
@@ -116,7 +118,9 @@ class Trainer:
             raise FloatingPointError(
                 f"fit: loss is {value} at epoch {net.epoch + 1}, batch {batch + 1}; the model is rolled back to the "
                 "weights of the last step whose loss was finite (lower the learning rate or check the data)")
-        new_params, new_opt = self.update(params, grads, opt_state)  # step.apply, without the extra call
+        # step.apply without clipping: one call less; lr only with a schedule (an optimizer of 0.1.0 takes none)
+        new_params, new_opt = (self.update(params, grads, opt_state) if lr is None
+                               else self.update(params, grads, opt_state, lr))
         if self.exact and not self.finite(new_params, new_state, new_opt):
             bad = self.non_finite(new_params, new_state, new_opt)
             raise FloatingPointError(
@@ -129,9 +133,10 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def run(self, X: Array, y: Array, *, epochs: int, size: int, shuffle: bool, names: list[str],
-            validate: Callable[[], dict[str, float]] | None) -> History:
-        """``epochs`` passes over (X, y) in batches of ``size``; records loss, ``names`` metrics and (with
-        ``validate``) 'val_*' each epoch in the returned History and in the model's ``history``."""
+            validate: Callable[[], dict[str, float]] | None, steps: int | None = None) -> History:
+        """``epochs`` passes over (X, y) in batches of ``size`` (the last one cut short after ``steps`` steps in
+        all, when given); records loss, ``names`` metrics and (with ``validate``) 'val_*' each epoch in the returned
+        History and in the model's ``history``. A callback that sets ``model.stop_training`` ends the fit."""
         net = self.net
         if not self.model_finite():
             bad = self.non_finite()
@@ -140,7 +145,7 @@ class Trainer:
         self.mark(recorded=0)
         history = History()
         self.first = net.epoch  # callbacks run by epoch of this fit (Callback.every)
-        loop = {"X": X, "y": y, "size": size, "shuffle": shuffle, "stop": net.epoch + epochs}
+        loop = {"X": X, "y": y, "size": size, "shuffle": shuffle, "stop": net.epoch + epochs, "steps": steps}
         try:
             self._epochs(**loop, history=history, report=True, names=names, validate=validate)
             if not self.model_finite():
@@ -155,7 +160,7 @@ class Trainer:
         start, net = self.verified, self.net
         assert start is not None  # run() marks the start before any step
         self.restore(start.params, start.state, start.opt_state)
-        net.epoch, self.exact = start.epoch, True
+        net.epoch, net.schedule_t, self.exact = start.epoch, start.schedule_t, True
         try:
             self._epochs(**loop, history=History(), report=False, names=[], validate=None)
         except FloatingPointError:
@@ -165,13 +170,14 @@ class Trainer:
             self.exact = False
         if not self.model_finite():  # only a non-deterministic backend gets here
             self.restore(start.params, start.state, start.opt_state)
-            net.epoch = start.epoch
+            net.epoch, net.schedule_t = start.epoch, start.schedule_t
             history.truncate(start.recorded, net.history)
             raise FloatingPointError("fit: parameters became non-finite and a replay did not reproduce where; the "
                                      f"model is rolled back to its weights at epoch {start.epoch}")
 
-    def _epochs(self, X: Array, y: Array, *, size: int, shuffle: bool, stop: int, history: History, report: bool,
-                names: list[str], validate: Callable[[], dict[str, float]] | None) -> None:
+    def _epochs(self, X: Array, y: Array, *, size: int, shuffle: bool, stop: int, steps: int | None,
+                history: History, report: bool, names: list[str],
+                validate: Callable[[], dict[str, float]] | None) -> None:
         """Train until the model's epoch counter reaches ``stop``; ``report`` False: replaying, report nothing."""
         net, p, loss = self.net, self.step.training, self.step.loss
         assert loss is not None
@@ -181,30 +187,41 @@ class Trainer:
         per_step = report and self.per_step
         totals = Totals(loss, names, p.xp)
         train_step, add = self.train_step, totals.add
+        per_epoch = 1 if whole else -(-n // size)
         while net.epoch < stop:
             totals.reset()
             order = whole or batches(X, y, size, net.placement, (seed, net.epoch) if shuffle else None)
+            # every epoch before a fit's last is whole, so the steps left follow from the epoch (also in a replay)
+            count = per_epoch if steps is None else min(per_epoch, steps - (net.epoch - self.first) * per_epoch)
+            rates = self.rates.epoch(net.schedule_t, count)
+            rows = 0
             for b, (xb, yb) in enumerate(order):
-                value, out, y_local = train_step(xb, yb, b)
+                if b == count:
+                    break
+                value, out, y_local = train_step(xb, yb, b, rates[b] if rates is not None else None)
                 add(value, xb.shape[0], out, y_local)
+                rows += xb.shape[0]
                 self.steps += 1
                 if per_step:
                     self._verified(history)
                     step_event = StepEvent(net.epoch + 1, b + 1, self.steps, value, net)
                     self._call(methodcaller("on_step", step_event), history)
             net.epoch += 1
+            net.schedule_t += self.rates.advance(count)
             if not report:
                 continue
             called = due(self.callbacks, net.epoch - self.first, stop - self.first)
             if validate is not None or called:
                 self._verified(history)
-            record = totals.result(n, self.parallel.sum_counts)
+            record = totals.result(n if count == per_epoch else rows, self.parallel.sum_counts)
             if validate is not None:
                 record.update({f"val_{k}": v for k, v in validate().items()})
             history.record(record, net.history)
             if called:
-                epoch_event = EpochEvent(net.epoch, record, net)
+                epoch_event = EpochEvent(net.epoch, record, net, final=net.epoch == stop)
                 self._call(methodcaller("on_epoch", epoch_event), history, called)
+                if net.stop_training:
+                    return
 
     def _verified(self, history: History) -> None:
         """Check the model before a callback sees it (Unverified if it fails) and mark it."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..array import host
 from ..array.compile import Compiler, compiler
+from ..array.numbers import positive
 from ..array.placement import (
     Placement,
     as_array,
@@ -24,6 +25,7 @@ from ..nn import init, metrics
 from ..nn.layer import Layer
 from ..nn.losses import Loss
 from ..optim.optimizer import Optimizer, OptState
+from ..optim.schedules import Schedule
 from . import checks
 from .batches import batches
 from .callbacks import Callback, Progress, check_every, wants_steps
@@ -31,6 +33,7 @@ from .compiled import CompiledTrainer
 from .history import History
 from .loop import Trainer
 from .parallel import strategy
+from .rates import Rates
 from .step import Step
 from .totals import Totals
 
@@ -72,6 +75,10 @@ class Sequential:
         self.optimizer: Optimizer | None = None
         # the optimizer's state for THIS model: an optimizer object holds only hyper-parameters
         self.optimizer_state: OptState = {}
+        self.schedule: Schedule | None = None  # the learning-rate schedule of the last fit, and its counter
+        self.schedule_t = 0  # steps or epochs trained under ``schedule`` (saved, so a resumed fit continues it)
+        self.clip_norm: float | None = None  # gradient clipping by global norm of the last fit
+        self.stop_training = False  # set by a callback (EarlyStopping) to end the fit after this epoch
         self.metrics: list[str] | None = None
         self.shuffle_seed: int | None = None  # the seed given to fit; kept so a resumed fit shuffles the same way
         self.epoch = 0
@@ -199,7 +206,8 @@ class Sequential:
         """The pure training step of this model where it is placed (loss/optimizer default to the last fit's)."""
         if self.placement is None:
             raise RuntimeError("Sequential.step: the model is not placed yet; call to(...) or fit/predict first")
-        return Step(self.layers, loss or self.loss, optimizer or self.optimizer, self.placement, self.seed)
+        return Step(self.layers, loss or self.loss, optimizer or self.optimizer, self.placement, self.seed,
+                    self.clip_norm)
 
     def predict(self, X: Any, *, compile: bool | str = "auto") -> Array:
         """Network output for X of shape (batch, features), in X's namespace and on its device.
@@ -235,7 +243,8 @@ class Sequential:
         *,
         loss: Loss | None = None,
         optimizer: Optimizer | None = None,
-        epochs: int = 1,
+        epochs: int | None = None,
+        steps: int | None = None,
         batch_size: int | None = None,
         shuffle: bool = True,
         seed: int | None = None,
@@ -245,8 +254,12 @@ class Sequential:
         callbacks: list[Callback] | None = None,
         communicator: Any = None,
         compile: bool | str = "auto",
+        schedule: Schedule | bool | None = None,
+        clip_norm: float | bool | None = None,
     ) -> History:
-        """Train for ``epochs`` passes over (X, y); return the loss of each epoch (a list, with ``.metrics``).
+        """Train for ``epochs`` passes over (X, y) (default 1), or for ``steps`` optimizer steps (the last epoch cut
+        short: it counts as an epoch, its record covers the rows it saw, and the next fit starts a new epoch); return
+        the loss of each epoch (a list, with ``.metrics``).
 
         Full batch when ``batch_size`` is None; otherwise mini-batches, shuffled on the host from ``seed``
         (default: the seed of the previous ``fit``, else the model's seed) so every backend sees the same batches.
@@ -266,39 +279,60 @@ class Sequential:
         ``compile``: True compiles the step where the backend can (``backends/*.toml`` [compile]: JAX's ``jax.jit``,
         torch's ``torch.compile``), False never, 'auto' (default) where the backend file says it pays. Compiled
         training reads the host once per epoch (every step only for a callback that wants steps) with the same
-        rollback; ``self.compile_stats`` says how many traces it took and how long they took."""
+        rollback; ``self.compile_stats`` says how many traces it took and how long they took.
+
+        ``schedule`` (``portnn.StepLR``, ``ExponentialLR``, ``CosineAnnealing``; per step or per epoch) sets the
+        learning rate of every step from the optimizer's ``lr``, as torch.optim.lr_scheduler; ``clip_norm`` clips
+        the gradients to that global L2 norm before each update, as torch.nn.utils.clip_grad_norm_. Both default
+        to the previous fit's (so a loaded checkpoint continues its schedule where it stopped: ``schedule_t``
+        counts its steps or epochs) and False turns them off. A callback that sets ``model.stop_training``
+        (``portnn.EarlyStopping``) ends the fit after the current epoch."""
         loss, optimizer = self._check_training_args(loss, optimizer, epochs, batch_size, seed, shuffle, progress,
                                                     callbacks)
+        schedule, clip = self._controls(schedule, clip_norm, steps, epochs, optimizer)
         parallel = strategy(communicator)
         names = self._metric_names(loss, metrics, "fit")
         p, x_all, y_all, val = self._training_data(X, y, loss, "fit", self._validation_arrays(validation_data))
         use = self._compiler(p, compile, communicator)
-        previous = self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state
-        if self.optimizer is not optimizer or not self.optimizer_state:  # a new optimizer starts from fresh state
-            self.optimizer_state = optimizer.init_state(self.params, p.xp, p.device)
-        self.loss, self.optimizer, self.metrics = loss, optimizer, names
-        if seed is not None:
-            self.shuffle_seed = int(seed)
         n = x_all.shape[0]
         size = n if batch_size is None else min(batch_size, n)
+        per_epoch = -(-n // size)
+        epochs = (1 if epochs is None else epochs) if steps is None else -(-steps // per_epoch)
+        everyone = ([Progress(progress)] if progress is not None else []) + list(callbacks or [])
+        recorded = ["loss", *names] + (["val_loss", *(f"val_{m}" for m in names)] if val is not None else [])
+        for callback in everyone:  # before anything changes: a callback may refuse this fit's settings
+            callback.begin(recorded)
+        previous = (self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state, self.schedule,
+                    self.schedule_t, self.clip_norm)
+        if self.optimizer is not optimizer or not self.optimizer_state:  # a new optimizer starts from fresh state
+            self.optimizer_state = optimizer.init_state(self.params, p.xp, p.device)
+        if schedule is not self.schedule:  # a new schedule starts at its beginning
+            self.schedule_t = 0
+        self.loss, self.optimizer, self.metrics, self.schedule, self.clip_norm = loss, optimizer, names, schedule, clip
+        self.stop_training = False
+        if seed is not None:
+            self.shuffle_seed = int(seed)
         try:  # data-parallel: every rank checks that all agree on the data and settings before any training
-            parallel.begin(self, (x_all, y_all), batch_size=size, epochs=epochs, shuffle=shuffle)
+            parallel.begin(self, (x_all, y_all), batch_size=size, epochs=epochs, shuffle=shuffle, steps=steps)
         except BaseException:
-            self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state = previous
+            (self.loss, self.optimizer, self.metrics, self.shuffle_seed, self.optimizer_state, self.schedule,
+             self.schedule_t, self.clip_norm) = previous
             raise
         step = self.step(loss, optimizer)
+        rates = Rates(schedule, getattr(optimizer, "lr", 0.0))
         validate = None if val is None else (lambda: self._evaluate(step, val[0], val[1], loss, names, batch_size,
                                                                     "fit (validation_data)"))
-        everyone = ([Progress(progress)] if progress is not None else []) + list(callbacks or [])
         if not use.compiles and not (communicator is None and self._reads_per_epoch(p)):
-            return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
-                                                               shuffle=shuffle, names=names, validate=validate)
+            return Trainer(self, step, parallel, everyone, rates).run(x_all, y_all, epochs=epochs, size=size,
+                                                                      shuffle=shuffle, names=names,
+                                                                      validate=validate, steps=steps)
         # compiled, or eager on a device that reads once per epoch: the same device-side loop and rollback
-        trainer = self._compiled_trainer(step, use, everyone, names)
+        trainer = self._compiled_trainer(step, use, everyone, names, rates)
         use = trainer.compiler  # a cached trainer keeps its compiler (and its compiled functions)
         before = (use.traces, use.compile_seconds)
         try:
-            return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, validate=validate)
+            return trainer.run(x_all, y_all, epochs=epochs, size=size, shuffle=shuffle, validate=validate,
+                               steps=steps)
         except use.trace_errors() as err:  # raised while tracing, before the model changed
             if compile is True:
                 raise
@@ -306,8 +340,9 @@ class Sequential:
                           f"{str(err).splitlines()[0]}); training eagerly (pass compile=False to say so)",
                           UserWarning, stacklevel=2)
             self._compiled.pop(next(k for k, v in self._compiled.items() if v is trainer), None)
-            return Trainer(self, step, parallel, everyone).run(x_all, y_all, epochs=epochs, size=size,
-                                                               shuffle=shuffle, names=names, validate=validate)
+            return Trainer(self, step, parallel, everyone, rates).run(x_all, y_all, epochs=epochs, size=size,
+                                                                      shuffle=shuffle, names=names,
+                                                                      validate=validate, steps=steps)
         finally:
             if use.compiles:
                 self.compile_stats = {"method": use.method, "traces": use.traces - before[0],
@@ -356,16 +391,17 @@ class Sequential:
             return compiler(backend, False)
         return use
 
-    def _compiled_trainer(self, step: Step, use: Compiler, callbacks: list[Callback],
-                          names: list[str]) -> CompiledTrainer:
+    def _compiled_trainer(self, step: Step, use: Compiler, callbacks: list[Callback], names: list[str],
+                          rates: Rates) -> CompiledTrainer:
         """A compiled trainer whose compiled functions are reused by later fits of the same configuration (also
         after load_state_dict), so a second fit does not retrace."""
         key = (repr(self.layers), repr(step.loss), repr(step.optimizer), step.placement.describe(),
-               str(step.placement.device), self.seed, tuple(names), use.method)
+               str(step.placement.device), self.seed, tuple(names), use.method, step.clip_norm,
+               rates.schedule is not None)
         cached = self._compiled.get(key)
         if cached is None:
             cached = self._compiled[key] = CompiledTrainer(self, step, use, callbacks, names)
-        cached.callbacks, cached.per_step = callbacks, wants_steps(callbacks)
+        cached.callbacks, cached.per_step, cached.rates = callbacks, wants_steps(callbacks), rates
         return cached
 
     def evaluate(self, X: Any, y: Any, *, loss: Loss | None = None, metrics: list[str] | None = None,
@@ -413,7 +449,7 @@ class Sequential:
             raise TypeError(f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}")
         return validation_data[0], validation_data[1]
 
-    def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int,
+    def _check_training_args(self, loss: Loss | None, optimizer: Optimizer | None, epochs: int | None,
                              batch_size: int | None, seed: int | None, shuffle: bool, progress: Any,
                              callbacks: Any) -> tuple[Loss, Optimizer]:
         loss, optimizer = loss or self.loss, optimizer or self.optimizer
@@ -421,7 +457,8 @@ class Sequential:
             raise TypeError(f"fit: loss must be a portnn loss such as portnn.SSE(), got {loss!r}")
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"fit: optimizer must be a portnn optimizer such as portnn.SGD(lr=0.1), got {optimizer!r}")
-        checks.positive_int(epochs, "epochs", "fit", zero=True)
+        if epochs is not None:  # None: one epoch, or as many as ``steps`` needs
+            checks.positive_int(epochs, "epochs", "fit", zero=True)
         checks.positive_int(batch_size, "batch_size", "fit", optional=True)
         if seed is not None:
             check_seed(seed, "fit: seed")
@@ -433,6 +470,34 @@ class Sequential:
             raise TypeError(f"fit: callbacks must be a list of portnn.Callback objects, got {callbacks!r}")
         check_every(list(callbacks or []), "fit")
         return loss, optimizer
+
+    def _controls(self, schedule: Any, clip_norm: Any, steps: Any, epochs: Any,
+                  optimizer: Optimizer) -> tuple[Schedule | None, float | None]:
+        """(schedule, clip_norm) of this fit: None keeps the previous fit's, False turns it off; ``steps`` and
+        ``epochs`` are exclusive."""
+        if steps is not None:
+            checks.positive_int(steps, "steps", "fit", zero=True)
+            if epochs is not None:
+                raise ValueError(f"fit: give epochs or steps, not both (got epochs={epochs!r}, steps={steps!r})")
+        if schedule is None:
+            schedule = self.schedule
+        elif schedule is False:
+            schedule = None
+        elif not isinstance(schedule, Schedule):
+            raise TypeError(f"fit: schedule must be a portnn schedule such as portnn.StepLR(10), False or None, got "
+                            f"{schedule!r}")
+        if schedule is not None and not isinstance(getattr(optimizer, "lr", None), float):
+            raise TypeError(f"fit: schedule {schedule!r} needs an optimizer with a learning rate lr, got "
+                            f"{optimizer!r}")
+        if clip_norm is None:
+            clip = self.clip_norm
+        elif clip_norm is False:
+            clip = None
+        else:
+            if clip_norm is True:
+                raise TypeError("fit: clip_norm must be a positive number (the global norm), False or None, got True")
+            clip = positive("fit", "clip_norm", clip_norm)
+        return schedule, clip
 
     def _training_data(self, X: Any, y: Any, loss: Loss, where: str,
                        validation: tuple[Any, Any] | None = None) -> tuple[Placement, Array, Array, Any]:

@@ -13,7 +13,8 @@ from .step import Step
 class Parallel(Protocol):
     """The data-parallel strategy of one ``fit``."""
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool) -> None:
+    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
+              steps: int | None = None) -> None:
         """Before the first step, on every rank: check that all agree, and give all the same weights."""
 
     def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,
@@ -27,7 +28,8 @@ class Parallel(Protocol):
 class Local:
     """One process: the batch's gradients are the step's own."""
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool) -> None:
+    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
+              steps: int | None = None) -> None:
         return None
 
     def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,

@@ -1,8 +1,8 @@
 """The one training step: forward -> loss -> backward -> update, as pure functions of arrays, built once per fit.
 
     gradients(params, state, x, y, key) -> (loss, grads, state, out)     no host reads, no branching on values
-    apply(params, grads, opt_state)     -> (params, opt_state)           the optimizer's pure update
-    step = apply . gradients: (params, state, opt_state, x, y, key) -> (params, state, opt_state, loss, out)
+    apply(params, grads, opt_state, lr) -> (params, opt_state)           clipping, then the optimizer's pure update
+    step = apply . gradients: (params, state, opt_state, x, y, key, lr) -> (params, state, opt_state, loss, out)
 
 Nothing here reads the host, branches on array values or mutates its inputs or the model: the loop around it
 (``portnn.train.loop``) decides what to read and when. Data-parallel training calls ``gradients`` on its rows, sums
@@ -16,8 +16,9 @@ from typing import Any
 
 from ..array.placement import Placement
 from ..array.types import Array, Params
-from ..nn.layer import Context, Layer
+from ..nn.layer import Context, Layer, Sync
 from ..nn.losses import Loss
+from ..optim.clip import clip_by_global_norm
 from ..optim.optimizer import Optimizer, OptState
 
 
@@ -26,8 +27,9 @@ class Step:
     keys are (seed, layer index, epoch, batch))."""
 
     def __init__(self, layers: list[Layer], loss: Loss | None, optimizer: Optimizer | None, placement: Placement,
-                 seed: int) -> None:
+                 seed: int, clip_norm: float | None = None) -> None:
         self.layers, self.loss, self.optimizer, self.seed = tuple(layers), loss, optimizer, seed
+        self.clip_norm = clip_norm  # gradient clipping by global norm before the update (None: none)
         self.placement = p = placement
         self.training = Context(p.xp, p.device, p.dtype, training=True)
         self.inference = Context(p.xp, p.device, p.dtype, training=False)
@@ -42,48 +44,58 @@ class Step:
         return [{**params[i], **state[i]} if i in self.stateful else params[i] for i in range(len(params))]
 
     def forward(self, params: Params, state: Params, x: Array, key: tuple[int, int] | None = None,
-                rows: tuple[int, int, int] | None = None) -> tuple[Array, list[Any]]:
-        """(output, what each layer saved); ``key`` = (epoch, batch) while training, None in inference."""
+                rows: tuple[int, int, int] | None = None, sync: Sync | None = None) -> tuple[Array, list[Any]]:
+        """(output, what each layer saved); ``key`` = (epoch, batch) while training, None in inference; ``rows`` and
+        ``sync``: a data-parallel rank's part of the global batch."""
         inputs, saved = (self._inputs(params, state) if self.stateful else params), []
-        if key is None or not self.keyed:  # the common case: one context for every layer
+        if (key is None or not self.keyed) and sync is None:  # the common case: one context for every layer
             ctx = self.inference if key is None else self.training
             for layer, p in zip(self.layers, inputs):  # noqa: B905 - one entry per layer by construction
                 x, s = layer.forward(p, x, ctx)
                 saved.append(s)
             return x, saved
+        base = self.training if sync is None else replace(self.training, rows=rows, sync=sync)
         for i, (layer, p) in enumerate(zip(self.layers, inputs, strict=True)):
-            ctx = replace(self.training, key=(self.seed, i, *key), rows=rows) if i in self.keyed else self.training
+            ctx = replace(base, key=(self.seed, i, *key), rows=rows) if key is not None and i in self.keyed else base
             x, s = layer.forward(p, x, ctx)
             saved.append(s)
         return x, saved
 
     def gradients(self, params: Params, state: Params, x: Array, y: Array, key: tuple[int, int],
-                  rows: tuple[int, int, int] | None = None) -> tuple[Array, Params, Params, Array]:
+                  rows: tuple[int, int, int] | None = None,
+                  sync: Sync | None = None) -> tuple[Array, Params, Params, Array]:
         """(loss, gradients, new state, output) of one training batch; the loss is a 0-d array."""
-        loss, layers, ctx = self.loss, self.layers, self.training
+        loss, layers = self.loss, self.layers
+        ctx = self.training if sync is None else replace(self.training, rows=rows, sync=sync)
         assert loss is not None, "Step.gradients needs a loss"
-        out, saved = self.forward(params, state, x, key, rows)
+        out, saved = self.forward(params, state, x, key, rows, sync)
         value, loss_saved = loss.forward(out, y, ctx)
         dy = loss.backward(loss_saved, ctx)
         inputs = self._inputs(params, state) if self.stateful else params
         grads: Params = [{}] * len(layers)
         for i in range(len(layers) - 1, 0, -1):
             dy, grads[i] = layers[i].backward(inputs[i], saved[i], dy, ctx)
-        _, grads[0] = layers[0].backward(inputs[0], saved[0], dy, self.first)  # no gradient for the input
+        first = self.first if sync is None else replace(ctx, need_dx=False)  # no gradient for the input
+        _, grads[0] = layers[0].backward(inputs[0], saved[0], dy, first)
         if self.stateful:
             state = [layers[i].update_state(inputs[i], saved[i], ctx) if i in self.stateful else s
                      for i, s in enumerate(state)]
         return value, grads, state, out
 
-    def apply(self, params: Params, grads: Params, opt_state: OptState) -> tuple[Params, OptState]:
-        """The optimizer's update of ``params`` by ``grads``."""
+    def apply(self, params: Params, grads: Params, opt_state: OptState, lr: Any = None) -> tuple[Params, OptState]:
+        """The optimizer's update of ``params`` by ``grads`` (clipped to the global norm ``clip_norm`` first), at
+        rate ``lr`` (a schedule's; None: the optimizer's own)."""
         assert self.optimizer is not None, "Step.apply needs an optimizer"
-        return self.optimizer.update(params, grads, opt_state)
+        if self.clip_norm is not None:
+            grads = clip_by_global_norm(grads, self.clip_norm, xp=self.training.xp, device=self.training.device)[0]
+        if lr is None:  # an optimizer written for 0.1.0 takes no lr: only schedules pass one
+            return self.optimizer.update(params, grads, opt_state)
+        return self.optimizer.update(params, grads, opt_state, lr)
 
     def __call__(self, params: Params, state: Params, opt_state: OptState, x: Array, y: Array,
-                 key: tuple[int, int]) -> tuple[Params, Params, OptState, Array, Array]:
+                 key: tuple[int, int], lr: Any = None) -> tuple[Params, Params, OptState, Array, Array]:
         value, grads, state, out = self.gradients(params, state, x, y, key)
-        params, opt_state = self.apply(params, grads, opt_state)
+        params, opt_state = self.apply(params, grads, opt_state, lr)
         return params, state, opt_state, value, out
 
     def finite(self, *trees: Any) -> Array:

@@ -26,6 +26,17 @@ BUILT_IN = {
     "LeakyReLU": (lambda: portnn.LeakyReLU(0.1), (5, 6)),
     "Softmax": (portnn.Softmax, (5, 6)),
     "Identity": (portnn.Identity, (5, 6)),
+    "GELU": (portnn.GELU, (5, 6)),
+    "SiLU": (portnn.SiLU, (5, 6)),
+    "Softplus": (lambda: portnn.Softplus(2.0, 3.0), (5, 6)),
+    "ELU": (lambda: portnn.ELU(0.5), (5, 6)),
+    "GlobalAvgPool1D": (portnn.GlobalAvgPool1D, (2, 3, 7)),
+    "GlobalAvgPool2D": (portnn.GlobalAvgPool2D, (2, 3, 4, 5)),
+    "Conv1D": (lambda: portnn.Conv1D(3, 4, 3, stride=2, padding=1), (2, 3, 9)),
+    "BatchNorm1d": (lambda: portnn.BatchNorm1d(6), (5, 6)),
+    "BatchNorm2d": (lambda: portnn.BatchNorm2d(3), (2, 3, 4, 5)),
+    "LayerNorm": (lambda: portnn.LayerNorm(6), (5, 6)),
+    "Residual": (lambda: portnn.Residual(portnn.Dense(6, 6), portnn.Dropout(0.3), portnn.LayerNorm(6)), (5, 6)),
 }
 
 

@@ -1,0 +1,177 @@
+"""Learning-rate schedules: config-only objects whose ``lr(base_lr, t)`` is a closed-form Python float on the host.
+
+A schedule holds no state and touches no arrays: the t-th step or epoch (``interval``; t = 0 is the first) gets
+``lr(base_lr, t)``, with torch.optim.lr_scheduler's numbers (torch computes most of them recursively, so they agree
+to rounding, not bit for bit). Every argument is checked whenever it is set, as the optimizers' hyper-parameters
+are, and ``config()`` with the class name (``SCHEDULES``) rebuilds the schedule from a checkpoint
+(``schedule_from_config``).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+from ..array.numbers import number, positive
+
+SCHEDULES: dict[str, type[Schedule]] = {}  # every public Schedule subclass by class name (for checkpoints)
+INTERVALS = ("step", "epoch")
+
+
+def integer(owner: str, name: str, value: Any, low: int) -> int:
+    """``value`` as a Python int (NumPy integers accepted; bools, floats and strings refused), at least ``low``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
+    try:
+        result = operator.index(value)
+    except TypeError as err:
+        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}") from err
+    if result < low:
+        raise ValueError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
+    return result
+
+
+class Schedule:
+    """Base class: ``lr(base_lr, t)`` for the t-th step or epoch (``interval``), arguments checked when set."""
+
+    interval: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            SCHEDULES[cls.__name__] = cls
+
+    def __init__(self, interval: str = "epoch") -> None:
+        self.interval = interval
+
+    def _check(self, name: str, value: Any) -> Any:
+        """The checked value of argument ``name``; subclasses check theirs and defer the rest here."""
+        if name == "interval" and value not in INTERVALS:
+            raise ValueError(f"{type(self).__name__}: interval must be 'step' or 'epoch', got {value!r}")
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, self._check(name, value))
+
+    def lr(self, base_lr: float, t: int) -> float:
+        """The learning rate of the t-th step or epoch (t = 0 is the first) for an optimizer built with ``base_lr``."""
+        owner = f"{type(self).__name__}.lr"
+        return self._lr(positive(owner, "base_lr", base_lr), integer(owner, "t", t, 0))
+
+    def _lr(self, base: float, t: int) -> float:
+        """``lr`` for arguments already checked."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able), for saving the schedule in a checkpoint with its class name."""
+        return {"interval": self.interval}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+class StepLR(Schedule):
+    """base * gamma ** (t // step_size): decay by ``gamma`` every ``step_size`` steps or epochs (torch's StepLR)."""
+
+    def __init__(self, step_size: int, gamma: float = 0.1, interval: str = "epoch") -> None:
+        super().__init__(interval)
+        self.step_size, self.gamma = step_size, gamma
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name == "step_size":
+            return integer("StepLR", "step_size", value, 1)
+        if name == "gamma":  # > 0: an optimizer's lr must stay positive; > 1 grows, as torch allows
+            return positive("StepLR", "gamma", value)
+        return super()._check(name, value)
+
+    def _lr(self, base: float, t: int) -> float:
+        return base * self.gamma ** (t // self.step_size)
+
+    def config(self) -> dict[str, Any]:
+        return {"step_size": self.step_size, "gamma": self.gamma, **super().config()}
+
+
+class ExponentialLR(Schedule):
+    """base * gamma ** t: decay by ``gamma`` every step or epoch (torch's ExponentialLR)."""
+
+    def __init__(self, gamma: float, interval: str = "epoch") -> None:
+        super().__init__(interval)
+        self.gamma = gamma
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name == "gamma":  # > 0: an optimizer's lr must stay positive; > 1 grows, as torch allows
+            return positive("ExponentialLR", "gamma", value)
+        return super()._check(name, value)
+
+    def _lr(self, base: float, t: int) -> float:
+        return base * self.gamma ** t
+
+    def config(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, **super().config()}
+
+
+class CosineAnnealing(Schedule):
+    """Linear warm-up from ``warmup_start_factor * base`` to base over the first ``warmup`` steps or epochs, then
+    cosine annealing from base to ``eta_min`` over the remaining ``total - warmup``.
+
+    With w = warmup, T = total - w:
+      t < w:  base * (f + (1 - f) * t / w)                       (torch's LinearLR, start_factor=f, end_factor=1)
+      t >= w: eta_min + (base - eta_min) * (1 + cos(pi * (t - w) / T)) / 2    (torch's CosineAnnealingLR, T_max=T)
+    which is torch's SequentialLR([LinearLR(opt, f, 1.0, w), CosineAnnealingLR(opt, T, eta_min)], milestones=[w])
+    and plain CosineAnnealingLR(opt, total, eta_min) for warmup=0 (f is then unused). ``warmup_start_factor`` is a
+    factor of base in (0, 1], as LinearLR's start_factor (default 1/3, LinearLR's).
+
+    Beyond ``total`` the cosine goes on, as torch's: it is periodic with period 2T, rising back from eta_min at
+    t = total to base at t = total + T. t = total (and every total + 2kT) gives exactly eta_min, so with the
+    default eta_min = 0 that learning rate is 0: run for at most ``total`` steps or epochs (t < total) or set
+    eta_min > 0 where the optimizer needs a positive rate."""
+
+    def __init__(self, total: int, warmup: int = 0, eta_min: float = 0.0, warmup_start_factor: float = 1.0 / 3,
+                 interval: str = "epoch") -> None:
+        super().__init__(interval)
+        self.total, self.warmup, self.eta_min, self.warmup_start_factor = total, warmup, eta_min, warmup_start_factor
+
+    def _check(self, name: str, value: Any) -> Any:
+        if name == "total":
+            value = integer("CosineAnnealing", "total", value, 1)
+            if value <= getattr(self, "warmup", 0):
+                raise ValueError(f"CosineAnnealing: total must be > warmup ({self.warmup}), got {value!r}")
+            return value
+        if name == "warmup":
+            value = integer("CosineAnnealing", "warmup", value, 0)
+            if value >= self.total:
+                raise ValueError(f"CosineAnnealing: warmup must be < total ({self.total}), got {value!r}")
+            return value
+        if name == "eta_min":
+            return number("CosineAnnealing", "eta_min", value, 0.0)
+        if name == "warmup_start_factor":
+            return number("CosineAnnealing", "warmup_start_factor", value, 0.0, 1.0, low_open=True, high_open=False)
+        return super()._check(name, value)
+
+    def _lr(self, base: float, t: int) -> float:
+        w = self.warmup
+        if t < w:
+            f = self.warmup_start_factor
+            return base * (f + (1.0 - f) * t / w)
+        # torch's closed form (CosineAnnealingLR._get_closed_form_lr), term for term
+        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * (t - w) / (self.total - w))) / 2
+
+    def config(self) -> dict[str, Any]:
+        return {"total": self.total, "warmup": self.warmup, "eta_min": self.eta_min,
+                "warmup_start_factor": self.warmup_start_factor, **super().config()}
+
+
+def schedule_from_config(name: str, config: dict[str, Any]) -> Schedule:
+    """The schedule saved as (class name, ``config()``), e.g. from a checkpoint; ValueError naming it if either is
+    wrong."""
+    cls = SCHEDULES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown learning-rate schedule {name!r}; known: {', '.join(sorted(SCHEDULES))}")
+    if not isinstance(config, dict):
+        raise ValueError(f"schedule {name}: config must be a dict of constructor arguments, got "
+                         f"{type(config).__name__}")
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"schedule {name}: bad config {config!r}: {err}") from err
