@@ -3,13 +3,16 @@
 The same forward and backward code trains on NumPy, CuPy, PyTorch, JAX and array-api-strict. This module is the
 public API; the packages below it show the architecture (imports run one way, checked by import-linter):
 
-    array  <-  nn, optim  <-  train  <-  io, data, testing  <-  distributed  <-  parity, bench  <-  cli
+    array  <-  nn, optim  <-  train  <-  io, data, testing  <-  interop, sklearn  <-  distributed  <-  parity, bench
+          <-  cli
 """
 
+from . import interop
 from ._version import __version__
 from .array import backends, host
 from .array.host import to_numpy
 from .data import datasets, recipes
+from .interop import export_onnx
 from .io.checkpoint import load, save
 from .nn import (
     ELU,
@@ -60,5 +63,5 @@ __all__ = ["ELU", "GELU", "MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BatchNorm1d
            "EpochEvent", "ExponentialLR", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "History", "Identity",
            "Layer", "LayerNorm", "LeakyReLU", "Loss", "MaxPool2D", "Optimizer", "ReLU", "Residual", "Schedule",
            "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent", "StepLR",
-           "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "host", "load", "recipes", "save",
-           "to_numpy"]
+           "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host", "interop",
+           "load", "recipes", "save", "to_numpy"]

@@ -16,7 +16,8 @@ from .options import add_compile, add_threads, compile_choice, non_negative_int
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict with a model saved by `portnn train --save` (or portnn.save)")
-    p.add_argument("--model", required=True, metavar="FILE.npz", help="checkpoint written by portnn.save")
+    p.add_argument("--model", required=True, metavar="FILE",
+                   help="checkpoint written by portnn.save (.npz or .safetensors)")
     p.add_argument("--input", required=True, metavar="FILE.npy", help="inputs, one row per sample (numpy .npy)")
     p.add_argument("--output", default=None, metavar="FILE.npy",
                    help="write the predictions here: class labels for classifiers, else the network outputs")

@@ -34,8 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: the recipe's)")
     p.add_argument("--seed", type=non_negative_int, default=1, help="seed of the host-side initialisation and shuffles")
-    p.add_argument("--save", default=None, metavar="FILE.npz", help="write the trained model and its training state")
-    p.add_argument("--resume", default=None, metavar="FILE.npz", help="continue training a model saved with --save")
+    p.add_argument("--save", default=None, metavar="FILE", help="write the trained model and its training state "
+                   "(.npz, or .safetensors: the suffix picks the format)")
+    p.add_argument("--resume", default=None, metavar="FILE",
+                   help="continue training a model saved with --save (.npz or .safetensors)")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help=f"draw the loss/accuracy curves as {'/'.join(s[1:] for s in plot.SUFFIXES)} by the file "
                         "name (needs matplotlib)")
@@ -92,7 +94,7 @@ def _metrics_text(record: dict[str, float]) -> str:
 def _check_paths(args: argparse.Namespace) -> None:
     """Every file this run reads or writes, before any work (a bad --save used to lose the trained model)."""
     paths.input_file(args.resume, "--resume")
-    paths.output_file(args.save, "--save", (".npz",))
+    paths.output_file(args.save, "--save", (".npz", ".safetensors"))
     paths.output_file(args.plot, "--plot", plot.SUFFIXES)
     if args.plot:
         plot.require()  # matplotlib missing: say so now, not after training

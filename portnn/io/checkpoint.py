@@ -1,4 +1,6 @@
-"""Saving and loading models: one .npz holding the architecture, weights and training state; no pickle, atomic.
+"""Saving and loading models: one .npz (or .safetensors) file holding the architecture, weights and training
+state; no pickle, atomic. A '.safetensors' file holds the same JSON as string metadata and the same arrays as
+tensors keyed '0.weight', '1.running_mean', 'optim/0.weight/m' (``portnn.io.safetensors_file``).
 
 Entries: 'architecture' and 'training' (UTF-8 JSON as uint8 arrays), 'param/INDEX.NAME' (weights),
 'state/INDEX.NAME' (non-trainable layer state, format 3 only) and 'optim/INDEX.NAME/SLOT' (optimizer state
@@ -27,9 +29,10 @@ import numpy as np
 from ..array import host
 from ..optim.optimizer import OptState
 from ..train.model import Sequential
-from . import schema
+from . import safetensors_file, schema
 from .atomic import atomic_write
 from .reader import Archive
+from .safetensors_file import SafetensorsArchive
 from .schema import FORMAT, FORMAT_WITH_STATE, LAYER_TYPES, READABLE_FORMATS, Invalid, register_layer
 
 __all__ = ["FORMAT", "LAYER_TYPES", "READABLE_FORMATS", "architecture", "atomic_write", "load", "register_layer",
@@ -79,11 +82,11 @@ def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return training, arrays
 
 
-def _json_bytes(value: Any, name: str) -> np.ndarray:
+def _json_text(value: Any, name: str) -> bytes:
     schema.check_depth(value, name)  # the JSON limits of load are checked here too, so every saved file loads
     data = json.dumps(value, allow_nan=False).encode()
     schema.check_json_text(data, name)
-    return np.frombuffer(data, dtype=np.uint8)
+    return data
 
 
 def _little_endian(array: np.ndarray) -> np.ndarray:
@@ -92,19 +95,28 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
 
 
 def save(net: Sequential, path: str | os.PathLike) -> None:
-    """Write ``net`` (architecture, weights, loss, optimizer state, shuffle seed, epoch, history) to ``path``
-    (.npz), replacing any old file atomically: a failure part-way leaves the old file as it was."""
+    """Write ``net`` (architecture, weights, layer state, loss, optimizer state, shuffle seed, epoch, history) to
+    ``path``, replacing any old file atomically: a failure part-way leaves the old file as it was. The suffix picks
+    the format: '.safetensors' (tensors keyed as the state_dict, the JSON as string metadata) or else .npz; both
+    hold the same and ``load`` reads both."""
     if not isinstance(net, Sequential):
         raise TypeError(f"save: expected a portnn Sequential, got {type(net).__name__}")
     training, optim_arrays = _training(net)
-    stateful = {f"{i}.{n}" for i, layer in enumerate(net.state) for n in layer}
-    arrays = {f"{'state' if k in stateful else 'param'}/{k}": _little_endian(v) for k, v in net.state_dict().items()}
-    arrays.update({k: _little_endian(v) for k, v in optim_arrays.items()})
     try:
-        arrays["architecture"] = _json_bytes(architecture(net), "architecture")
-        arrays["training"] = _json_bytes(training, "training")
+        text = {"architecture": _json_text(architecture(net), "architecture"),
+                "training": _json_text(training, "training")}
     except (TypeError, ValueError) as err:
         raise ValueError(f"save: the model's settings or history cannot be written as JSON: {err}") from err
+    weights = {k: _little_endian(v) for k, v in net.state_dict().items()}
+    optim = {k: _little_endian(v) for k, v in optim_arrays.items()}
+    if safetensors_file.is_safetensors(path):
+        data = safetensors_file.to_bytes({**weights, **optim}, {k: v.decode() for k, v in text.items()})
+        atomic_write(path, lambda f: f.write(data))
+        return
+    stateful = {f"{i}.{n}" for i, layer in enumerate(net.state) for n in layer}
+    arrays = {f"{'state' if k in stateful else 'param'}/{k}": v for k, v in weights.items()}
+    arrays.update(optim)
+    arrays.update({k: np.frombuffer(v, dtype=np.uint8) for k, v in text.items()})
     atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds
 
 
@@ -117,7 +129,8 @@ def load(path: str | os.PathLike) -> Sequential:
     field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are."""
     with _open(path) as (file, size):
         try:
-            return _load(file, size)
+            archive = SafetensorsArchive(path, size) if safetensors_file.is_safetensors(path) else Archive(file, size)
+            return _load(archive)
         except Invalid as err:
             raise ValueError(f"load: {path}: {err}") from err
 
@@ -145,16 +158,15 @@ def _open(path: str | os.PathLike) -> Iterator[tuple[IO[bytes], int]]:
         yield file, info.st_size
 
 
-def _json(archive: Archive, name: str) -> Any:
+def _json(archive: Archive | SafetensorsArchive, name: str) -> Any:
     return schema.parse_json(archive.json_bytes(name), name)
 
 
-def _load(file: IO[bytes], size: int) -> Sequential:
-    archive = Archive(file, size)
-    names = archive.names()
-    if "architecture" not in names:
+def _load(archive: Archive | SafetensorsArchive) -> Sequential:
+    if "architecture" not in archive.names():
         raise Invalid("has no 'architecture' entry; it was not written by portnn.save")
     arch = schema.architecture(_json(archive, "architecture"))
+    names = archive.classify(arch.layers)
     training = schema.Training()  # version 1 files hold no training state
     if arch.format != "portnn-checkpoint-1":
         if "training" not in names:
@@ -163,8 +175,8 @@ def _load(file: IO[bytes], size: int) -> Sequential:
     params = schema.param_entries(arch.layers, names)
     layer_state = schema.layer_state_entries(arch.layers, names, arch.format)
     state = schema.state_entries(arch.layers, training.optimizer, training.counters, names)
-    headers = [archive.header(name, schema.FLOAT_DTYPES, shape)
-               for name, shape in {**params, **layer_state, **state}.items()]
+    headers: list[Any] = [archive.header(name, schema.FLOAT_DTYPES, shape)
+                          for name, shape in {**params, **layer_state, **state}.items()]
     archive.reserve(headers)  # every header is checked before any data is read
     arrays = {}
     for header in headers:

@@ -86,6 +86,10 @@ class Archive:
     def names(self) -> set[str]:
         return set(self.entries)
 
+    def classify(self, layers: Any) -> set[str]:
+        """Every entry's name (a .npz names parameters and layer state apart already)."""
+        return self.names()
+
     def header(self, name: str, dtypes: tuple[np.dtype, ...], shape: tuple[int, ...] | None,
                max_bytes: int | None = None) -> Header:
         """Read and check the .npy header of entry ``name`` (dtype one of ``dtypes``, the given ``shape`` or any

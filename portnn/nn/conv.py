@@ -61,15 +61,15 @@ class Conv2D(Layer):
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
-        n, c, h, w = x.shape
+        n, c, h, w = x.shape  # n is None while an ONNX export traces a symbolic batch: reshapes say -1
         oh, ow = self._out_hw(h, w)
         k = self.kernel_size[0] * self.kernel_size[1]
         cols = windows.windows(windows.pad2d(x, self.padding, xp), self.kernel_size, self.stride, (oh, ow), xp)
-        cols = xp.reshape(cols, (n, c * k, oh * ow))  # (N, C*K, P), saved for dW
+        cols = xp.reshape(cols, (-1, c * k, oh * ow))  # (N, C*K, P), saved for dW
         y = xp.reshape(params["weight"], (self.out_channels, c * k)) @ cols  # (N, O, P)
         if self.bias:
             y = y + params["bias"][:, None]
-        return xp.reshape(y, (n, self.out_channels, oh, ow)), (cols, (n, c, h, w), (oh, ow))
+        return xp.reshape(y, (-1, self.out_channels, oh, ow)), (cols, (n, c, h, w), (oh, ow))
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         xp = ctx.xp

@@ -75,9 +75,9 @@ class Conv1D(Layer):
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
-        n, c, length = x.shape
-        y, saved = self._conv2d.forward(self._as_2d(params, xp), xp.reshape(x, (n, c, 1, length)), ctx)
-        return xp.reshape(y, (n, self.out_channels, y.shape[3])), saved
+        _, c, length = x.shape  # the batch size is None while an ONNX export traces a symbolic batch: -1
+        y, saved = self._conv2d.forward(self._as_2d(params, xp), xp.reshape(x, (-1, c, 1, length)), ctx)
+        return xp.reshape(y, (-1, self.out_channels, y.shape[3])), saved
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         xp = ctx.xp

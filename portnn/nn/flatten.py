@@ -19,7 +19,9 @@ class Flatten(Layer):
         return (shape[0], math.prod(shape[1:]))
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
-        return ctx.xp.reshape(x, (x.shape[0], math.prod(x.shape[1:]))), tuple(x.shape)
+        features = math.prod(x.shape[1:])
+        # -1: the batch size is None while an ONNX export traces a symbolic batch (no features: -1 is ambiguous)
+        return ctx.xp.reshape(x, (-1 if features else x.shape[0], features)), tuple(x.shape)
 
     def backward(self, params: dict[str, Array], shape: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         return (ctx.xp.reshape(dy, shape) if ctx.need_dx else None), {}

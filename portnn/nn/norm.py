@@ -73,10 +73,11 @@ class _BatchNorm(Layer):
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp, axes, sync = ctx.xp, (0, *range(2, x.ndim)), ctx.sync
-        count = math.prod(x.shape) // self.features
-        if ctx.training and sync is not None and ctx.rows is not None:  # the global batch's statistics (SyncBN)
-            count = count // (ctx.rows[1] - ctx.rows[0]) * ctx.rows[2]
+        count: int | None = None  # values per channel, in training only (an ONNX export traces an unknown batch)
         if ctx.training:
+            count = math.prod(x.shape) // self.features
+            if sync is not None and ctx.rows is not None:  # the global batch's statistics (SyncBN)
+                count = count // (ctx.rows[1] - ctx.rows[0]) * ctx.rows[2]
             if count < 2:
                 raise ValueError(f"{self!r}: training needs more than one value per channel, got input of shape "
                                  f"{tuple(x.shape)} (use a larger batch)")

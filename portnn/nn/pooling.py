@@ -47,7 +47,9 @@ class MaxPool2D(_Pool2D):
         xp = ctx.xp
         cols = self._windows(x, xp)
         argmax = xp.argmax(cols, axis=2)  # first occurrence of the maximum (the standard's rule)
-        return xp.max(cols, axis=2), (argmax, cols.shape[2], (x.shape[2], x.shape[3]))
+        _, c, k, oh, ow = cols.shape
+        # the reshape (a view) restates the static shape, which a tracer's max may lose (ndonnx's, for ONNX export)
+        return xp.reshape(xp.max(cols, axis=2), (-1, c, oh, ow)), (argmax, k, (x.shape[2], x.shape[3]))
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         if not ctx.need_dx:

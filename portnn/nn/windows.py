@@ -31,7 +31,20 @@ def pad2d(x: Any, padding: tuple[int, int], xp: Any) -> Any:
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    return xpx.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), xp=xp)
+    if x.shape[0] is not None:
+        return xpx.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), xp=xp)
+    # an unknown (None) batch size, as when an ONNX export traces a symbolic batch: xpx.pad needs every size, so
+    # concatenate zero blocks broadcast from an (N, C, 1, 1) slice of x (the same values; slower on NumPy)
+    h, w = x.shape[2], x.shape[3]
+    dtype, device = x.dtype, array_api_compat.device(x)
+    corner = xp.zeros_like(x[:, :, :1, :1], dtype=dtype, device=device)
+    if ph:
+        rows = corner + xp.zeros((1, 1, ph, w), dtype=dtype, device=device)
+        x = xp.concat([rows, x, rows], axis=2)
+    if pw:
+        cols = corner + xp.zeros((1, 1, h + 2 * ph, pw), dtype=dtype, device=device)
+        x = xp.concat([cols, x, cols], axis=3)
+    return x
 
 
 def windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int], xp: Any) -> Any:
