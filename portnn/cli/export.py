@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..data import recipes
-from ..interop import export_onnx
+from ..interop import export_onnx, onnx_export
 from ..io import checkpoint
 from . import paths
 
@@ -54,15 +54,19 @@ def run(args: argparse.Namespace) -> int:
     paths.output_file(args.safetensors, "--safetensors", (".safetensors",))
     if args.onnx is None and args.safetensors is None:
         raise ValueError("give --onnx FILE.onnx and/or --safetensors FILE.safetensors: nothing to write")
+    if args.onnx:
+        onnx_export.require()  # the optional packages, before any work
     net = checkpoint.load(args.model)
     if args.safetensors:
         checkpoint.save(net, args.safetensors)
         print(f"checkpoint written to {args.safetensors} (epoch {net.epoch})")
     if args.onnx:
         shape = args.input_shape
-        example = net.info.get("example")
-        if shape is None and example in recipes.RECIPES and not hasattr(net.layers[0], "in_features"):
-            shape = tuple(recipes.get(example).data()[0].shape[1:])
+        saved, example = net.info.get("input_shape"), net.info.get("example")
+        if shape is None and isinstance(saved, list) and all(isinstance(d, int) and d > 0 for d in saved):
+            shape = tuple(saved)  # `portnn train --save` records it
+        elif shape is None and example in recipes.RECIPES and not hasattr(net.layers[0], "in_features"):
+            shape = tuple(recipes.get(example).data()[0].shape[1:])  # files saved before it did
         done = export_onnx(net, args.onnx, batch=args.batch, dtype=args.dtype, input_shape=shape)
         (name, inp), (out_name, out) = next(iter(done.inputs.items())), next(iter(done.outputs.items()))
         print(f"ONNX model written to {done.path}: opset {done.opset}, {done.nodes} nodes after onnxruntime's "

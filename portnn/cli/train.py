@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     _report(net, X, X_host, y_host, test)
 
     if args.save:
-        net.info = {"example": recipe.name, "batch_size": batch_size}
+        net.info = {"example": recipe.name, "batch_size": batch_size, "input_shape": list(X_host.shape[1:])}
         checkpoint.save(net, args.save)
         print(f"saved to {args.save} (epoch {net.epoch}; continue with `portnn train --resume {args.save}`)")
     if args.plot:

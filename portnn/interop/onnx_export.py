@@ -50,6 +50,11 @@ class OnnxExport:
     optimization: str  # the onnxruntime level applied (LEVEL)
 
 
+def require() -> None:
+    """ImportError with the install hint unless ndonnx, onnx and onnxruntime can be imported (check before work)."""
+    _modules()
+
+
 def _modules() -> tuple[Any, Any, Any]:
     """(ndonnx, onnx, onnxruntime), or ImportError naming the missing one with the install hint."""
     found = []

@@ -26,6 +26,7 @@ def test_export_writes_onnx_and_safetensors_of_a_trained_cnn(tmp_path: Path, cap
     assert "opset 21" in out
     assert "input input ('N', 1, 8, 8)" in out  # the input shape came from the example the model was trained on
     net = portnn.load(model)
+    assert net.info["input_shape"] == [1, 8, 8]  # recorded by `portnn train --save`
     X = portnn.recipes.get("dropout-cnn").data()[0][:9]
     got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": X})[0]
     assert np.max(np.abs(got - portnn.to_numpy(net.predict(X)))) < 1e-12
@@ -47,3 +48,14 @@ def test_export_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m.onnx").exists()
     assert cli.main(["export", "--model", str(model), "--onnx", str(tmp_path / "m.onnx"), "--batch", "4"]) == 0
     assert "input input (4, 3)" in capsys.readouterr().out
+
+
+def test_export_without_the_onnx_packages_says_how_to_install_them(tmp_path: Path, capsys, monkeypatch) -> None:
+    import sys
+
+    model = tmp_path / "m.npz"
+    portnn.save(portnn.recipes.get("seed").model(1), model)
+    monkeypatch.setitem(sys.modules, "ndonnx", None)  # `import ndonnx` now raises ImportError
+    assert cli.main(["export", "--model", str(model), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert 'pip install "portnn[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
