@@ -233,15 +233,20 @@ def _declared(layers: list[Layer]) -> dict[str, tuple[int, ...]]:
             for i, layer in enumerate(layers) for name, shape in layer.param_shapes().items()}
 
 
-def param_entries(layers: list[Layer], names: set[str]) -> dict[str, tuple[int, ...]]:
-    """The 'param/' entries to read, with the shapes the layers declare: exactly those the file has."""
-    entries = _declared(layers)
+def _exactly(entries: dict[str, tuple[int, ...]], names: set[str], prefix: str,
+             what: str) -> dict[str, tuple[int, ...]]:
+    """``entries`` when the file's names under ``prefix`` are exactly them; Invalid listing the difference."""
     missing = sorted(set(entries) - names)
-    extra = sorted(n for n in names if n.startswith("param/") and n not in entries)
+    extra = sorted(n for n in names if n.startswith(prefix) and n not in entries)
     if missing or extra:
-        raise Invalid(f"the architecture's parameters and the file's disagree: missing entries {short(missing)}, "
+        raise Invalid(f"the architecture's {what} and the file's disagree: missing entries {short(missing)}, "
                       f"unexpected entries {short(extra)}")
     return entries
+
+
+def param_entries(layers: list[Layer], names: set[str]) -> dict[str, tuple[int, ...]]:
+    """The 'param/' entries to read, with the shapes the layers declare: exactly those the file has."""
+    return _exactly(_declared(layers), names, "param/", "parameters")
 
 
 # ---- training -----------------------------------------------------------------------------------------------
@@ -343,12 +348,7 @@ def layer_state_entries(layers: list[Layer], names: set[str], fmt: str = FORMAT_
             raise Invalid(f"{where} declares {short(both)} as both parameters and state")
         entries.update({f"state/{i}.{name}": _shape(shape, f"{where} declares state {name!r}")
                         for name, shape in declared.items()})
-    missing = sorted(set(entries) - names)
-    extra = sorted(n for n in names if n.startswith("state/") and n not in entries)
-    if missing or extra:
-        raise Invalid(f"the architecture's layer state and the file's disagree: missing entries {short(missing)}, "
-                      f"unexpected entries {short(extra)}")
-    return entries
+    return _exactly(entries, names, "state/", "layer state")
 
 
 def state_entries(layers: list[Layer], optimizer: Optimizer | None, counters: dict[str, dict[str, int]],

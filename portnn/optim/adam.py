@@ -39,13 +39,6 @@ class Adam(Optimizer):
         return {"step": xp.asarray(0, dtype=xp.int64, device=device), "m": zeros_like(params, xp, device),
                 "v": zeros_like(params, xp, device)}
 
-    def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
-        try:
-            return self._update(params, grads, state, self.lr if lr is None else lr)
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-            self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
-            raise
-
     def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
         leaves = [p for layer in params for p in layer.values()]
         if not leaves:

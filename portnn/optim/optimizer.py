@@ -54,7 +54,16 @@ class Optimizer:
     def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
         """(new parameters, new state) for one step; the inputs are left untouched. ``lr`` (a Python float or a
         0-d float64 array: a schedule's rate for this step) replaces ``self.lr`` for this step; it is passed only
-        when a schedule is in use, so an optimizer without schedules may leave it out."""
+        when a schedule is in use, so an optimizer without schedules may leave it out. Subclasses implement
+        ``_update``; a tree that does not fit is then named by ``_check_trees``."""
+        try:
+            return self._update(params, grads, state, getattr(self, "lr", None) if lr is None else lr)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
+            raise
+
+    def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
+        """``update`` at rate ``lr``, with trees already known to fit."""
         raise NotImplementedError
 
     def _check_trees(self, params: Params, grads: Params, state: OptState) -> None:

@@ -46,13 +46,6 @@ class SGD(Optimizer):
     def init_state(self, params: Params, xp: Namespace, device: Device) -> OptState:
         return {"velocity": zeros_like(params, xp, device)} if self.momentum else {}
 
-    def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
-        try:
-            return self._update(params, grads, state, self.lr if lr is None else lr)
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-            self._check_trees(params, grads, state)  # names the parameter and the missing slot, if that is it
-            raise
-
     def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
         mu = self.momentum
         if not isinstance(lr, float):  # a schedule's 0-d float64 rate, rounded once to the parameters' dtype
