@@ -57,7 +57,11 @@ class Schedule:
     def lr(self, base_lr: float, t: int) -> float:
         """The learning rate of the t-th step or epoch (t = 0 is the first) for an optimizer built with ``base_lr``."""
         owner = f"{type(self).__name__}.lr"
-        return self._lr(positive(owner, "base_lr", base_lr), integer(owner, "t", t, 0))
+        base, step = positive(owner, "base_lr", base_lr), integer(owner, "t", t, 0)
+        try:
+            return self._lr(base, step)
+        except OverflowError:  # a growing rate (gamma > 1) past float range: training then fails as for any inf
+            return math.inf
 
     def _lr(self, base: float, t: int) -> float:
         """``lr`` for arguments already checked."""

@@ -4,6 +4,7 @@ closed-form Python floats, arguments checked whenever set, and rebuilt from thei
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -214,3 +215,22 @@ def test_bad_saved_schedules_are_named(name: Any, config: Any, message: str) -> 
     with pytest.raises(ValueError, match=message):
         schedule_from_config(name, config)
 
+
+
+def test_a_growing_rate_past_float_range_is_inf_not_an_overflow_error() -> None:
+    """gamma > 1 (torch allows it) for long enough overflows Python floats; the rate is then inf, so fit raises its
+    FloatingPointError with the rollback instead of an internal OverflowError."""
+    assert ExponentialLR(1.001).lr(0.1, 10**6) == math.inf
+    assert StepLR(1, gamma=10.0).lr(0.1, 400) == math.inf
+    assert ExponentialLR(1.001).lr(0.1, 10) == pytest.approx(0.1 * 1.001**10, rel=1e-15)
+    import portnn
+
+    x = np.random.default_rng(0).standard_normal((8, 2))
+    net = portnn.Sequential(portnn.Dense(2, 1), seed=0)
+    schedule = ExponentialLR(1.001)
+    net.fit(x, x[:, :1], loss=portnn.MSE(), optimizer=portnn.SGD(0.01), schedule=schedule)
+    before = net.state_dict()
+    net.schedule_t = 10**6  # far along the same schedule
+    with pytest.raises(FloatingPointError):
+        net.fit(x, x[:, :1])
+    assert all(np.array_equal(net.state_dict()[k], v) for k, v in before.items())
