@@ -43,7 +43,7 @@ class Context:
     """Where and how a forward/backward pass runs: the namespace, device and float dtype; whether this is training;
     for keyed layers the step's random key; for a data-parallel rank its rows (first, stop, global rows) of the
     batch and, when the model has batch statistics, its ``sync``; whether the input gradient is needed (not for
-    the first layer)."""
+    the first layer); the compiler's ``scan`` for time loops."""
 
     xp: Namespace
     device: Device
@@ -53,6 +53,9 @@ class Context:
     rows: tuple[int, int, int] | None = None
     need_dx: bool = True
     sync: Sync | None = None
+    # the compiler's loop, ``scan(body, carry, xs, length) -> (carry, ys)`` with jax.lax.scan's meaning (ys stacked
+    # on a new leading axis), so a recurrent layer's time loop is one compiled loop; None: a Python loop
+    scan: Callable[..., Any] | None = None
 
 
 class Layer:
