@@ -44,6 +44,7 @@ class Backend:
     tolerance: dict[str, float] = field(default_factory=dict)
     threads: dict[str, Any] = field(default_factory=dict)  # how its intra-op CPU threads are set (see threads.py)
     compile: dict[str, Any] = field(default_factory=dict)  # how fit(compile=...) compiles its step (compile.py)
+    exact_to: str | None = None  # a backend it must equal bit for bit on the same machine (parity/check.py)
 
     def installed(self) -> bool:
         """True when the backend's module can be imported here (without importing it)."""

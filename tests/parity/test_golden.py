@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from portnn import backends
 from portnn.parity.check import check
 from portnn.parity.golden import load_golden
 from portnn.parity.run import Target, scaled_diff
@@ -55,11 +56,33 @@ def test_golden_file_is_a_real_reference(name: str) -> None:
 def test_backend_matches_golden(case, name: str) -> None:
     problem, ref, _ = golden(name)
     row = check(problem, Target(case.backend.name, case.device_name, case.dtype_name), ref)
-    assert row.error is None, row.error
-    assert row.tol == case.tol(name)
+    assert row.error is None, row.error  # array-api-strict: also bit-identical to NumPy run here, or an error
+    exact_to = case.backend.exact_to  # bit-identity holds on one machine; the file was made on another
+    assert row.tol == (backends.get(exact_to).tol(case.dtype_name, name) if exact_to else case.tol(name))
     assert row.steps == len(ref.losses[case.dtype_name])
     assert row.passed, (f"{case} vs golden {name}: max scaled weight diff {row.max_rel:.3e} in {row.worst_layer}, "
                         f"loss {row.loss_diff:.3e}, tolerance {row.tol:.0e}, first out {row.first_bad}")
     if case.dtype_name == "float32":  # float32 error from float64 no worse than NumPy float32's (measured 0.6x-1.0x)
         assert row.ratio is not None, row
         assert row.ratio < 10, row
+
+
+def test_a_backend_exact_to_numpy_must_equal_numpy_here_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a golden file, array-api-strict is first compared with NumPy on this machine at tolerance 0: a run
+    that differs from it in the last bit is a FAIL even though it is well within NumPy's tolerance of the file."""
+    pytest.importorskip("array_api_strict")
+    from portnn.parity import check as parity_check
+
+    problem, ref, _ = golden("seed")
+    real = parity_check.compute_reference
+
+    def nudged(*args, **kwargs):  # NumPy 'here' one ulp away from what strict computes
+        here = real(*args, **kwargs)
+        for final in here.final.values():
+            final["2.weight"] = np.nextafter(final["2.weight"], np.inf)
+        return here
+
+    monkeypatch.setattr(parity_check, "compute_reference", nudged)
+    row = check(problem, Target("array_api_strict", "CPU_DEVICE", "float64"), ref)
+    assert not row.passed
+    assert "not bit-identical to numpy on this machine" in row.error
