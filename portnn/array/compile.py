@@ -9,17 +9,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import tree
 from .backends import Backend
 
 Fn = Callable[..., Any]
 
 
 class Compiler:
-    """Eager: ``jit`` returns the function itself and ``scan`` is a Python loop."""
+    """Eager: ``jit`` returns the function itself, ``scan`` and ``loop`` are Python loops."""
 
     method = "none"
     donate = False
-    scans = False  # has a compiled loop (otherwise scan() would unroll its body into the compiled graph)
+    loops = False  # has compiled loops (otherwise a loop inside a compiled function would be unrolled into it)
 
     def __init__(self, backend: Backend | None = None) -> None:
         self.backend = backend
@@ -57,36 +58,57 @@ class Compiler:
 
         return call
 
-    def inputs(self, values: Any, xp: Any, device: Any, dtype: str = "int64") -> Any:
-        """A small host array (step counters and batch rows as int64, a schedule's rates as float64) as an input of
-        a compiled call."""
+    def inputs(self, values: Any, xp: Any, device: Any, dtype: Any) -> Any:
+        """A small host array (step counters and batch rows, a schedule's rates) as an input of a compiled call, in
+        ``dtype`` (an ``xp`` dtype)."""
         from . import host
 
-        return host.from_numpy(values, xp, device=device, dtype=getattr(xp, dtype))
+        return host.from_numpy(values, xp, device=device, dtype=dtype)
 
-    def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
+    def copy_tree(self, arrays: Any, xp: Any, device: Any) -> Any:
         """A copy of every array of a tree (the model must not share buffers with a carry that will be donated)."""
-        if isinstance(tree, dict):
-            return {k: self.copy_tree(v, xp, device) for k, v in tree.items()}
-        if isinstance(tree, list | tuple):
-            return type(tree)(self.copy_tree(v, xp, device) for v in tree)
-        return xp.asarray(tree, dtype=tree.dtype, device=device, copy=True)
+        return tree.copy(arrays, xp, device)
 
-    def scan(self, body: Fn, carry: Any, xs: Any, length: int) -> tuple[Any, list[Any]]:
-        """``carry, y = body(carry, x)`` over the ``length`` leading slices of ``xs`` (a tuple of arrays, or None):
-        (final carry, the ys). A Python loop here; a compiled loop where the backend has one."""
+    def scan(self, body: Fn, carry: Any, xs: Any, length: int) -> tuple[Any, Any]:
+        """``carry, y = body(carry, x)`` over the ``length`` leading slices of ``xs`` (a tree of arrays, or None):
+        (final carry, the ys stacked on a new leading axis, as jax.lax.scan). A Python loop here."""
         ys = []
         for i in range(length):
-            carry, y = body(carry, None if xs is None else tuple(a[i, ...] for a in xs))
+            carry, y = body(carry, None if xs is None else tree.map(lambda a, i=i: a[i, ...], xs))
             ys.append(y)
-        return carry, ys
+        if not ys or ys[0] is None:
+            return carry, None
+        return carry, tree.map(lambda *rows: _stack(rows), ys[0], *ys[1:]) if len(ys) > 1 else \
+            tree.map(lambda row: _stack((row,)), ys[0])
+
+    def loop(self, body: Fn, carry: Any, count: Any, capacity: int) -> tuple[Any, Any]:
+        """``carry, y = body(i, carry)`` for i in range(count) (``count`` may be a 0-d array, so a compiled loop need
+        not be traced again for another count): (final carry, the ys stacked, at least ``count`` rows of at most
+        ``capacity``). A Python loop here."""
+        from . import host
+
+        ys = []
+        for i in range(int(host.to_numpy(count)) if not isinstance(count, int) else count):
+            carry, y = body(i, carry)
+            ys.append(y)
+        return carry, _stack(ys) if ys else None
+
+    def host_call(self, fn: Fn, x: Any) -> Any:
+        """``fn`` (a host function of one NumPy array, returning one of the same shape and dtype) applied to ``x``
+        from inside a compiled function: how a collective (an MPI Allreduce) runs in the middle of a traced step."""
+        import array_api_compat
+
+        from . import host
+
+        xp = array_api_compat.array_namespace(x)
+        return host.from_numpy(fn(host.to_numpy(x)), xp, device=array_api_compat.device(x), dtype=x.dtype)
 
 
 class JaxCompiler(Compiler):
-    """``jax.jit`` (with donated buffers where the backend file allows) and ``jax.lax.scan``."""
+    """``jax.jit`` (with donated buffers where the backend file allows), ``jax.lax.scan`` and ``fori_loop``."""
 
     method = "jax.jit"
-    scans = True
+    loops = True
 
     def __init__(self, backend: Backend | None = None) -> None:
         super().__init__(backend)
@@ -102,19 +124,42 @@ class JaxCompiler(Compiler):
 
         return jax.lax.scan(body, carry, xs, length=length)
 
-    def inputs(self, values: Any, xp: Any, device: Any, dtype: str = "int64") -> Any:
+    def loop(self, body: Fn, carry: Any, count: Any, capacity: int) -> tuple[Any, Any]:
+        import jax
+        import jax.numpy as jnp
+
+        row = jax.eval_shape(lambda c: body(0, c)[1], carry)
+        buffer = jnp.zeros((capacity, *row.shape), dtype=row.dtype)
+
+        def step(i: Any, both: tuple[Any, Any]) -> tuple[Any, Any]:
+            c, ys = both
+            c, y = body(i, c)
+            return c, ys.at[i].set(y)
+
+        return jax.lax.fori_loop(0, count, step, (carry, buffer))
+
+    def host_call(self, fn: Fn, x: Any) -> Any:
+        import jax
+        import numpy as np
+        from jax.experimental import io_callback
+
+        # ordered: every rank runs its collectives in program order, as the eager step does
+        return io_callback(lambda h: np.asarray(fn(np.array(h)), dtype=h.dtype), jax.ShapeDtypeStruct(x.shape, x.dtype),
+                           x, ordered=True)
+
+    def copy_tree(self, arrays: Any, xp: Any, device: Any) -> Any:
+        import jax
+
+        if not hasattr(self, "_copier"):
+            self._copier = jax.jit(lambda t: jax.tree.map(lambda a: a.copy(), t))  # one call for the whole tree
+        return self._copier(arrays)
+
+    def inputs(self, values: Any, xp: Any, device: Any, dtype: Any) -> Any:
         import numpy as np
 
         # a NumPy argument of a jitted call goes to the device of its other (committed) arguments inside the call,
         # which costs a tenth of placing it first (jnp.asarray(..., device=) dispatches a computation of its own)
         return np.asarray(values, dtype=dtype)
-
-    def copy_tree(self, tree: Any, xp: Any, device: Any) -> Any:
-        import jax
-
-        if not hasattr(self, "_copier"):
-            self._copier = jax.jit(lambda t: jax.tree.map(lambda a: a.copy(), t))  # one call for the whole tree
-        return self._copier(tree)
 
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         import jax
@@ -159,3 +204,10 @@ def compiler(backend: Backend, requested: bool | str) -> Compiler:
                          ".toml [compile] method = 'none'); use compile='auto' or False")
     use = requested is True or (requested == "auto" and bool(backend.compile.get("auto", False)))
     return COMPILERS[method](backend) if use else Compiler(backend)
+
+
+def _stack(rows: Any) -> Any:
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(rows[0])
+    return xp.stack(list(rows), axis=0)

@@ -68,6 +68,12 @@ def as_host_array(data: Any, name: str, dtype: str | None = None) -> np.ndarray:
         raise TypeError(f"{name}: cannot read {type(data).__name__} as an array: {err}") from err
 
 
+def placeholder(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only array of ``shape`` that allocates nothing (a broadcast view): a leaf standing for a declared
+    shape in a tree walk."""
+    return np.broadcast_to(np.zeros((), dtype=bool), tuple(int(d) for d in shape))
+
+
 def is_host(x: Any) -> bool:
     """True for a host NumPy array (a staged buffer), False for any backend's device array."""
     return isinstance(x, np.ndarray)

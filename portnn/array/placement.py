@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import array_api_compat
@@ -28,6 +29,17 @@ class Placement:
 
     def describe(self) -> str:
         return f"{backend_name(self.xp)} on {self.device} ({self.dtype_name})"
+
+    @cached_property
+    def index_dtype(self) -> Any:
+        """The namespace's integer dtype for indices and counters on this device (int32 in JAX without x64)."""
+        return self.xp.__array_namespace_info__().default_dtypes(device=self.device)["indexing"]
+
+    @cached_property
+    def wide_dtype(self) -> Any:
+        """float64 where the namespace has it (JAX without x64 has not: then the model's dtype), for values computed
+        more precisely than the model (Adam's bias corrections, a schedule's rates)."""
+        return self.xp.float64 if "float64" in self.xp.__array_namespace_info__().dtypes() else self.dtype
 
 
 def standard_namespace(xp: Any) -> Any:

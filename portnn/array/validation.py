@@ -115,8 +115,8 @@ class Choice:
         for option in self.options:
             if type(value) is type(option) and value == option:
                 return option
-        raise _fail(owner, name, self.describe(), value, ArgumentTypeError if not isinstance(value, str)
-                    else ValueError)
+        known = any(type(value) is type(option) for option in self.options)  # a wrong value, else a wrong kind
+        raise _fail(owner, name, self.describe(), value, ValueError if known else ArgumentTypeError)
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Optional:
     rule: Rule
 
     def describe(self) -> str:
-        return f"None or {self.rule.describe()}"
+        return f"{self.rule.describe()} or None"
 
     def __call__(self, value: Any, name: str, owner: str) -> Any:
         if value is None:
@@ -153,7 +153,7 @@ class AnyOf:
                 return rule(value, name, owner)
             except ValueError as err:
                 kinds.add(type(err))
-        kind = ValueError if ValueError in kinds else ArgumentTypeError
+        kind = ArgumentTypeError if ArgumentTypeError in kinds else ValueError
         raise _fail(owner, name, self.describe(), value, kind)
 
 

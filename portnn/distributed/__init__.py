@@ -9,8 +9,8 @@ Open MPI: ``mpiexec --timeout 600 ...``).
 from .agreement import FIELDS, RanksDisagree, check_agreement, fingerprint
 from .buffers import pack, shard, unpack, weight
 from .communicator import MPI_HINT, Communicator, MPICommunicator, SingleProcess, communicator
-from .data_parallel import DataParallel, broadcast_state, same_weights
+from .data_parallel import DataParallel, broadcast, same_weights
 
 __all__ = ["FIELDS", "MPI_HINT", "Communicator", "DataParallel", "MPICommunicator", "RanksDisagree", "SingleProcess",
-           "broadcast_state", "check_agreement", "communicator", "fingerprint", "pack", "same_weights", "shard",
+           "broadcast", "check_agreement", "communicator", "fingerprint", "pack", "same_weights", "shard",
            "unpack", "weight"]

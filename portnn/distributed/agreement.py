@@ -7,18 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ..array import host
+from ..array import host, tree
 from ..array.placement import backend_name
+from ..train.state import ARRAYS, TrainingState
+from ..train.state import FIELDS as STATE_FIELDS
 from .communicator import Communicator
 
 # The fields ``fingerprint`` describes, in the order they are checked: the first that differs is named, so causes
-# come before their consequences (the dtype changes the data's bytes, a resumed epoch the optimizer's step).
-FIELDS = ("backend", "dtype", "data", "architecture", "parameters", "loss", "optimizer", "schedule", "clip_norm",
-          "metrics", "batch_size", "epochs", "steps", "shuffle", "shuffle_seed", "seed", "epoch", "optimizer_state")
+# come before their consequences (the dtype changes the data's bytes, a resumed epoch the optimizer's step). Every
+# field of the training state is one of them (its settings and counters, then its arrays), so a field added there
+# is compared here without a change.
+CALL = ("backend", "dtype", "data", "architecture")
+ARGUMENTS = ("batch_size", "epochs", "steps", "shuffle", "seed")
+FIELDS = (*CALL, *(f for f in STATE_FIELDS if f not in ARRAYS), *ARGUMENTS, *ARRAYS)
 
 
 class RanksDisagree(ValueError):
@@ -74,34 +80,43 @@ def state_summary(state: dict[str, Any]) -> tuple[str, Any]:
     return f"{', '.join(slots) or 'no slots'} of {count} parameters{counters}", canon
 
 
+def describe(name: str, value: Any) -> tuple[str, Any]:
+    """(readable, canonical) of one training-state field: a tree of arrays by the shapes of its entries (the values
+    are broadcast from rank 0), the optimizer state by its slots and counters, a configured object (loss,
+    optimizer, schedule) by its type and config, the history by the epochs it holds, anything else as it is."""
+    if name == "optimizer_state":
+        return state_summary(value)
+    if name in ARRAYS:
+        shapes = {k: list(a.shape) for k, a in tree.flatten(value).items()}
+        return f"{sum(math.prod(s) for s in shapes.values())} values in {len(shapes)} arrays", shapes
+    if hasattr(value, "config"):
+        return call_text(value), [type(value).__name__, value.config()]
+    if name == "history":
+        lengths = {k: len(v) for k, v in value.items()}
+        return f"{max(lengths.values(), default=0)} epochs of {', '.join(sorted(lengths)) or 'nothing'}", lengths
+    return repr(value), value
+
+
 def fingerprint(net: Any, data: tuple[Any, Any], *, batch_size: int, epochs: int, shuffle: bool,
-                steps: int | None = None) -> dict[str, tuple[str, int]]:
-    """Per field of ``FIELDS``: (readable value, 64-bit hash) of what decides this rank's training."""
+                steps: int | None = None, state: TrainingState | None = None) -> dict[str, tuple[str, int]]:
+    """Per field of ``FIELDS``: (readable value, 64-bit hash) of what decides this rank's training (``state``:
+    the training state the fit starts from, default the model's)."""
     p = net.placement
-    count = sum(math.prod(tuple(a.shape)) for a in net.parameters().values())
-    shuffle_seed = net.seed if net.shuffle_seed is None else net.shuffle_seed
+    s = net.training if state is None else state
+    if s.shuffle_seed is None:
+        s = replace(s, shuffle_seed=net.seed)  # the seed the shuffles use
     texts: dict[str, tuple[str, Any]] = {
-        "architecture": (" -> ".join(call_text(layer) for layer in net.layers),
-                         [[type(layer).__name__, layer.config()] for layer in net.layers]),
-        "parameters": (str(count), count),
         "backend": (backend_name(p.xp), backend_name(p.xp)),
         "dtype": (p.dtype_name, p.dtype_name),
-        "loss": (call_text(net.loss), [type(net.loss).__name__, net.loss.config()]),
-        "optimizer": (call_text(net.optimizer), [type(net.optimizer).__name__, net.optimizer.config()]),
-        "schedule": (f"{net.schedule!r} at t = {net.schedule_t}" if net.schedule is not None else "None",
-                     None if net.schedule is None else [type(net.schedule).__name__, net.schedule.config(),
-                                                        int(net.schedule_t)]),
-        "clip_norm": (repr(net.clip_norm), net.clip_norm),
-        "metrics": (repr(list(net.metrics or [])), list(net.metrics or [])),
+        "architecture": (" -> ".join(call_text(layer) for layer in net.layers),
+                         [[type(layer).__name__, layer.config()] for layer in net.layers]),
         "batch_size": (str(batch_size), int(batch_size)),
         "epochs": (str(epochs), int(epochs)),
         "steps": (str(steps), steps),
         "shuffle": (str(bool(shuffle)), bool(shuffle)),
-        "shuffle_seed": (str(shuffle_seed), int(shuffle_seed)),
         "seed": (str(net.seed), int(net.seed)),
-        "epoch": (str(net.epoch), int(net.epoch)),
-        "optimizer_state": state_summary(net.optimizer_state),
     }
+    texts.update({name: describe(name, value) for name, value in s.values().items()})
     out = {"data": data_digest({"X": data[0], "y": data[1]})}
     out.update({field: (text, digest64(canonical([field, value]))) for field, (text, value) in texts.items()})
     return {field: out[field] for field in FIELDS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..array import host
+from ..array import host, tree
 from ..array.types import Array, Device, Namespace, Params
 
 
@@ -28,34 +28,26 @@ def weight(loss: Any, local_rows: int, global_rows: int) -> float:
     return 1.0 if loss.reduction == "sum" else local_rows / global_rows
 
 
-def pack(arrays: list[Array], xp: Namespace, *, to_host: bool = True) -> Any:
-    """``arrays`` (same namespace and dtype) flattened and joined, shape (sum of sizes,): one host copy, or the
-    device array itself when ``to_host`` is False."""
-    flat = xp.concat([xp.reshape(a, (-1,)) for a in arrays], axis=0)
-    return host.to_numpy(flat) if to_host else flat
+def pack(arrays: list[Array], xp: Namespace) -> Array:
+    """``arrays`` (same namespace and dtype) flattened and joined on their device, shape (sum of sizes,)."""
+    return xp.concat([xp.reshape(a, (-1,)) for a in arrays], axis=0)
 
 
 def unpack(buffer: Any, like: Params, xp: Namespace, device: Device, dtype: Any) -> Params:
     """Inverse of ``pack`` for a parameter tree: arrays shaped as ``like``'s leaves, in its structure, on
     ``device`` (one host copy in when ``buffer`` is a host array)."""
     flat = host.from_numpy(buffer, xp, device=device, dtype=dtype) if host.is_host(buffer) else buffer
-    out, start = [], 0
-    for layer in like:
-        placed = {}
-        for name, a in layer.items():
-            shape = tuple(a.shape)
-            count = math.prod(shape)
-            placed[name] = xp.reshape(flat[start:start + count], shape)
-            start += count
-        out.append(placed)
-    if start != buffer.shape[0]:
-        raise ValueError(f"unpack: buffer has {buffer.shape[0]} values, the parameters need {start}")
-    return out
+    if flat.shape[0] != tree.size(like):
+        raise ValueError(f"unpack: buffer has {flat.shape[0]} values, the parameters need {tree.size(like)}")
+    start = 0
 
+    def take(a: Array) -> Array:
+        nonlocal start
+        count = math.prod(tuple(a.shape))
+        start += count
+        return xp.reshape(flat[start - count:start], tuple(a.shape))
 
-def tree_size(tree: Params) -> int:
-    """Number of values in a parameter tree."""
-    return sum(math.prod(tuple(a.shape)) for layer in tree for a in layer.values())
+    return tree.map(take, like)
 
 
 def host_dtype(where: Any) -> str:

@@ -14,14 +14,19 @@ device copy of the flat buffer per step.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from ..array import host
+import array_api_compat
+
+from ..array import host, tree
 from ..array.types import Array, Params
 from ..nn.layer import Sync
+from ..train.plan import Plan
+from ..train.state import TrainingState
 from ..train.step import Step
 from .agreement import check_agreement, fingerprint
-from .buffers import host_dtype, pack, shard, tree_size, unpack, weight
+from .buffers import host_dtype, pack, shard, unpack, weight
 from .communicator import Communicator
 
 
@@ -31,64 +36,71 @@ class DataParallel:
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
-              steps: int | None = None) -> None:
-        """On every rank: check that all ranks train alike (RanksDisagree otherwise), then give every rank rank 0's
+    def begin(self, net: Any, s: TrainingState, data: tuple[Array, Array], plan: Plan) -> TrainingState:
+        """On every rank: check that all ranks train alike (RanksDisagree otherwise); the state with rank 0's
         parameters, layer state and optimizer state."""
         comm = self.comm
-        if comm.size > 1 and any(net.state):  # batch statistics are the global batch's: every rank needs rows
-            n = data[0].shape[0]
-            smallest = min(batch_size, n - (-(-n // batch_size) - 1) * batch_size)
+        if comm.size > 1 and any(s.state):  # batch statistics are the global batch's: every rank needs rows
+            n, size = plan.n, plan.size
+            smallest = min(size, n - (plan.per_epoch - 1) * size)
             if smallest < comm.size:
-                stateful = [repr(net.layers[i]) for i, s in enumerate(net.state) if s]
+                stateful = [repr(net.layers[i]) for i, layer in enumerate(s.state) if layer]
                 raise ValueError(f"fit: data-parallel training of layers with batch statistics ({', '.join(stateful)}) "
                                  f"needs at least one row per rank in every batch, but with {n} rows in batches of "
-                                 f"{batch_size} a batch has {smallest} rows for {comm.size} ranks; choose a "
-                                 "batch size whose last batch is not smaller than the number of ranks")
+                                 f"{size} a batch has {smallest} rows for {comm.size} ranks; choose a batch size "
+                                 "whose last batch is not smaller than the number of ranks")
         if comm.size > 1:  # a group of one has nobody to disagree with (and skips hashing the data)
-            check_agreement(comm, fingerprint(net, data, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
-                                              steps=steps))
-        broadcast_state(net, comm)
+            check_agreement(comm, fingerprint(net, data, batch_size=plan.size, epochs=plan.epochs,
+                                              shuffle=plan.seed is not None, steps=plan.steps, state=s))
+        return broadcast(s, net.placement, comm)
 
-    def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,
-                  key: tuple[int, int]) -> tuple[Any, Params, Params, Array, Array]:
-        """Gradients on this rank's rows of the global batch (x, y), then one Allreduce of gradients and loss:
-        (global-batch loss, global-batch gradients, state, this rank's output, this rank's targets)."""
+    def local(self, step: Step, params: Params, state: Params, x: Array, y: Array, key: tuple[Any, Any],
+              host_call: Any = None) -> tuple[Array, Params, Array, Array]:
+        """This rank's rows of the global batch (x, y): (its gradients and loss, weighted into the global batch's
+        and packed into one flat buffer, the new state, its output, its targets). Pure, so it compiles."""
         comm, p = self.comm, step.training
         rows = x.shape[0]
         lo, hi = shard(rows, comm.rank, comm.size)
         x_local, y_local = x[lo:hi, ...], y[lo:hi, ...]
-        on_device = comm.device_buffers
-        if hi > lo:
-            sync = self._sync(step, weight(step.loss, hi - lo, rows)) if step.stateful and comm.size > 1 else None
-            value, grads, state, out = step.gradients(params, state, x_local, y_local, key, rows=(lo, hi, rows),
-                                                      sync=sync)
-            leaves = [g for layer in grads for g in layer.values()]
-            local = pack([*leaves, p.xp.reshape(value, (1,))], p.xp, to_host=not on_device)
-            w = weight(step.loss, hi - lo, rows)
-            if w != 1.0 and on_device:
-                local = local * w
-            elif w != 1.0:
-                local *= w  # our own host copy; in its dtype (float32 stays float32)
-        else:  # no rows here: contribute zeros (a mean over no rows would be NaN)
+        if hi <= lo:  # no rows here: contribute zeros (a mean over no rows would be NaN)
             out, _ = step.forward(params, state, x_local, key, rows=(lo, hi, rows))
-            count = tree_size(params) + 1
-            local = (p.xp.zeros(count, dtype=p.dtype, device=p.device) if on_device
-                     else host.zeros(count, host_dtype(p)))
-        total = comm.allreduce(local)
-        return host.to_float(total[-1]), unpack(total[:-1], params, p.xp, p.device, p.dtype), state, out, y_local
+            return p.xp.zeros((tree.size(params) + 1,), dtype=p.dtype, device=p.device), state, out, y_local
+        w = weight(step.loss, hi - lo, rows)
+        sync = self._sync(step, w, host_call) if step.stateful and comm.size > 1 else None
+        value, grads, state, out = step.gradients(params, state, x_local, y_local, key, rows=(lo, hi, rows), sync=sync)
+        ordered = tree.leaves(tree.map(lambda _p, g: g, params, grads))  # the parameters' order
+        packed = pack([*ordered, p.xp.reshape(value, (1,))], p.xp)
+        return (packed * w if w != 1.0 else packed), state, out, y_local
 
-    def _sync(self, step: Step, w: float) -> Sync:
+    def reduce(self, packed: Array) -> Array:
+        """Every rank's buffer summed by one Allreduce: on the device buffer where the communicator can, else staged
+        through one host copy each way."""
+        if self.comm.device_buffers:
+            return self.comm.allreduce(packed)
+        xp = array_api_compat.array_namespace(packed)
+        total = self.comm.allreduce(host.to_numpy(packed))
+        return host.from_numpy(total, xp, device=array_api_compat.device(packed), dtype=packed.dtype)
+
+    def unpack(self, total: Array, params: Params, step: Step) -> tuple[Array, Params]:
+        """(global-batch loss, global-batch gradients) from the summed buffer."""
+        p = step.training
+        return total[-1], unpack(total[:-1], params, p.xp, p.device, p.dtype)
+
+    def _sync(self, step: Step, w: float, host_call: Any) -> Sync:
         """Batch statistics of the global batch for BatchNorm (SyncBatchNorm's behaviour): each call sums one
-        array over the ranks through one Allreduce."""
+        array over the ranks through one Allreduce (from inside a compiled step through ``host_call``)."""
         comm, p = self.comm, step.training
 
+        def summed(values: Any) -> Any:  # host or device buffer -> the sum over ranks, same shape
+            return comm.allreduce(values.reshape(-1).copy()).reshape(values.shape)
+
         def total(a: Array) -> Array:
-            flat = p.xp.reshape(a, (-1,))
+            if host_call is not None:
+                return host_call(summed, a)
             if comm.device_buffers:
-                return p.xp.reshape(comm.allreduce(flat), a.shape)
-            summed = comm.allreduce(host.flat([flat], host_dtype(p)))  # a buffer of our own: allreduce may reuse it
-            return p.xp.reshape(host.from_numpy(summed, p.xp, device=p.device, dtype=a.dtype), a.shape)
+                return p.xp.reshape(comm.allreduce(p.xp.reshape(a, (-1,))), a.shape)
+            flat = comm.allreduce(host.flat([a], host_dtype(p)))  # a buffer of our own: allreduce may reuse it
+            return p.xp.reshape(host.from_numpy(flat, p.xp, device=p.device, dtype=a.dtype), a.shape)
 
         return Sync(total, w)
 
@@ -100,27 +112,26 @@ class DataParallel:
         return dict(zip(counts, (float(v) for v in total), strict=True))
 
 
-def broadcast_state(net: Any, comm: Communicator) -> None:
-    """Give every rank rank 0's parameters, layer state and optimizer-state trees (one broadcast of a flat host
-    buffer; counters such as Adam's step were checked equal by the agreement)."""
-    p = net.placement
-    trees = [net.params, net.state] + [v for v in net.optimizer_state.values() if isinstance(v, list)]
-    leaves = [a for tree in trees for layer in tree for a in layer.values()]
+def broadcast(s: TrainingState, p: Any, comm: Communicator) -> TrainingState:
+    """``s`` with rank 0's parameters, layer state and optimizer-state trees (one broadcast of a flat buffer;
+    counters such as Adam's step were checked equal by the agreement)."""
+    trees = [s.params, s.state] + [v for v in s.optimizer_state.values() if isinstance(v, list)]
+    leaves = tree.leaves(trees)
     if not leaves:
-        return
+        return s
     if comm.device_buffers:
-        buffer = pack([p.xp.astype(a, p.dtype) for a in leaves], p.xp, to_host=False)
+        buffer = pack([p.xp.astype(a, p.dtype) for a in leaves], p.xp)
     else:  # one host copy per array: this runs once per fit
         buffer = host.flat(leaves, host_dtype(p))
     placed = comm.broadcast(buffer)
     start, out = 0, []
-    for tree in trees:
-        size = tree_size(tree)
-        out.append(unpack(placed[start:start + size], tree, p.xp, p.device, p.dtype))
+    for part in trees:
+        size = tree.size(part)
+        out.append(unpack(placed[start:start + size], part, p.xp, p.device, p.dtype))
         start += size
-    net.params, net.state = out[0], out[1]
     slots = iter(out[2:])
-    net.optimizer_state = {k: next(slots) if isinstance(v, list) else v for k, v in net.optimizer_state.items()}
+    opt = {k: next(slots) if isinstance(v, list) else v for k, v in s.optimizer_state.items()}
+    return replace(s, params=out[0], state=out[1], optimizer_state=opt)
 
 
 def same_weights(net: Any, comm: Communicator) -> bool:

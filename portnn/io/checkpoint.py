@@ -22,29 +22,28 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO, Any
 
 import numpy as np
 
-from ..array import host
+from ..array import host, tree
 from ..optim.optimizer import OptState
 from ..train.model import Sequential
 from . import safetensors_file, schema
 from .atomic import atomic_write
 from .reader import Archive
 from .safetensors_file import SafetensorsArchive
-from .schema import FORMAT, FORMAT_WITH_STATE, LAYER_TYPES, READABLE_FORMATS, Invalid, register_layer
+from .schema import FORMAT, LAYER_TYPES, READABLE_FORMATS, Invalid
 
-__all__ = ["FORMAT", "LAYER_TYPES", "READABLE_FORMATS", "architecture", "atomic_write", "load", "register_layer",
-           "save"]
+__all__ = ["FORMAT", "LAYER_TYPES", "READABLE_FORMATS", "architecture", "atomic_write", "load", "save"]
 
 
 def architecture(net: Sequential) -> dict[str, Any]:
     """The JSON-able description from which ``load`` rebuilds ``net``."""
-    layer_state = any(layer.state_shapes() for layer in net.layers)  # what load expects: schema.layer_state_entries
     dtype = net.placement.dtype_name if net.placement else net.dtype
-    return {"format": FORMAT_WITH_STATE if layer_state else FORMAT, "seed": net.seed, "dtype": dtype,
-            "epoch": net.epoch, "layers": [{"type": type(layer).__name__, **layer.config()} for layer in net.layers]}
+    return {"format": FORMAT, "seed": net.seed, "dtype": dtype, "epoch": net.epoch,
+            "layers": [{"type": type(layer).__name__, **layer.config()} for layer in net.layers]}
 
 
 def optimizer_entries(state: OptState, params: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray],
@@ -66,20 +65,8 @@ def optimizer_entries(state: OptState, params: list[dict[str, Any]]) -> tuple[di
 
 def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(JSON-able training state, host arrays of the optimizer state keyed 'optim/INDEX.NAME/SLOT')."""
-    opt = net.optimizer
     arrays, counters = optimizer_entries(net.optimizer_state, net.params)
-    training: dict[str, Any] = {
-        "loss": None if net.loss is None else {"type": type(net.loss).__name__, "config": net.loss.config()},
-        "optimizer": None if opt is None else {"type": type(opt).__name__, "config": opt.config(),
-                                               "counters": counters},
-        "shuffle_seed": net.shuffle_seed, "metrics": net.metrics, "history": net.history, "info": net.info,
-    }
-    if net.schedule is not None:  # written only when set: files without a schedule stay 0.1.0-readable
-        training["schedule"] = {"type": type(net.schedule).__name__, "config": net.schedule.config(),
-                                "t": net.schedule_t}
-    if net.clip_norm is not None:
-        training["clip_norm"] = net.clip_norm
-    return training, arrays
+    return schema.training_doc(net.training, net.info, counters), arrays
 
 
 def _json_text(value: Any, name: str) -> bytes:
@@ -113,7 +100,7 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
         data = safetensors_file.to_bytes({**weights, **optim}, {k: v.decode() for k, v in text.items()})
         atomic_write(path, lambda f: f.write(data))
         return
-    stateful = {f"{i}.{n}" for i, layer in enumerate(net.state) for n in layer}
+    stateful = set(tree.flatten(net.state))
     arrays = {f"{'state' if k in stateful else 'param'}/{k}": v for k, v in weights.items()}
     arrays.update(optim)
     arrays.update({k: np.frombuffer(v, dtype=np.uint8) for k, v in text.items()})
@@ -167,7 +154,7 @@ def _load(archive: Archive | SafetensorsArchive) -> Sequential:
         raise Invalid("has no 'architecture' entry; it was not written by portnn.save")
     arch = schema.architecture(_json(archive, "architecture"))
     names = archive.classify(arch.layers)
-    training = schema.Training()  # version 1 files hold no training state
+    training = schema.EMPTY  # version 1 files hold no training state
     if arch.format != "portnn-checkpoint-1":
         if "training" not in names:
             raise Invalid("has no 'training' entry, which every portnn-checkpoint-2 file has")
@@ -184,10 +171,7 @@ def _load(archive: Archive | SafetensorsArchive) -> Sequential:
         schema.check_finite(header.name, arrays[header.name])
     stored = {n.partition("/")[2]: arrays[n] for n in (*params, *layer_state)}
     net = Sequential.from_state_dict(*arch.layers, state=stored, seed=arch.seed, dtype=arch.dtype)
-    net.epoch = arch.epoch
-    net.loss, net.optimizer = training.loss, training.optimizer
-    net.optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)
-    net.shuffle_seed, net.metrics = training.shuffle_seed, training.metrics
-    net.history, net.info = training.history, training.info
-    net.schedule, net.schedule_t, net.clip_norm = training.schedule, training.schedule_t, training.clip_norm
+    optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)
+    net.training = replace(net.training, epoch=arch.epoch, optimizer_state=optimizer_state, **training.fields)
+    net.info = training.info
     return net

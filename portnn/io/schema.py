@@ -12,21 +12,19 @@ import functools
 import inspect
 import json
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..nn import LAYERS, LOSSES, metrics
 from ..nn.layer import Layer
-from ..nn.losses import Loss
-from ..optim import OPTIMIZERS, SCHEDULES, Optimizer, OptState, Schedule
+from ..optim import OPTIMIZERS, SCHEDULES, Optimizer, OptState
+from ..train.state import TrainingState
 
-FORMAT = "portnn-checkpoint-2"
-FORMAT_WITH_STATE = "portnn-checkpoint-3"  # also holds 'state/' entries (non-trainable layer state)
-# version 1 held the architecture and weights only; version 3 is written only for models with layer state, so
-# files without it still load in the 0.1.0 release
-READABLE_FORMATS = ("portnn-checkpoint-1", FORMAT, FORMAT_WITH_STATE)
+FORMAT = "portnn-checkpoint-3"  # what save writes (since portnn 0.2.0, also for models without layer state)
+# version 1 held the architecture and weights only, version 2 (0.1.0) also the training state but no layer state
+READABLE_FORMATS = ("portnn-checkpoint-1", "portnn-checkpoint-2", FORMAT)
 LAYER_TYPES = LAYERS  # every Layer subclass registers itself by class name (portnn.nn.layer)
 FLOAT_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))  # parameters and optimizer state: little-endian float32/64
 MAX_COUNT = 2**63 - 1  # optimizer step counters fit an int64 (Adam raises b**step: the step must convert to a float)
@@ -46,12 +44,6 @@ def short(value: Any, limit: int = 80) -> str:
     """repr of an untrusted value, cut to ``limit`` characters so messages stay readable."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def register_layer(cls: type[Layer]) -> type[Layer]:
-    """Kept for code written for 0.1.0: every Layer subclass is now registered when it is defined."""
-    LAYER_TYPES[cls.__name__] = cls
-    return cls
 
 
 # ---- JSON ---------------------------------------------------------------------------------------------------
@@ -249,26 +241,44 @@ def param_entries(layers: list[Layer], names: set[str]) -> dict[str, tuple[int, 
     return _exactly(_declared(layers), names, "param/", "parameters")
 
 
-# ---- training -----------------------------------------------------------------------------------------------
+# ---- training ----------------------------------------------------------------------------------------------
+# How the 'training' entry holds each training-state field beyond the arrays (portnn.train.state.TrainingState);
+# 'epoch' is in the architecture entry (the 0.1.0 layout). tests/train/test_state.py checks that every field of
+# the state is written and read back.
+def training_doc(s: TrainingState, info: dict[str, Any], counters: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The 'training' entry of state ``s`` (``counters``: the optimizer's per-parameter step counters)."""
+    doc: dict[str, Any] = {
+        "loss": None if s.loss is None else {"type": type(s.loss).__name__, "config": s.loss.config()},
+        "optimizer": None if s.optimizer is None else {"type": type(s.optimizer).__name__,
+                                                       "config": s.optimizer.config(), "counters": counters},
+        "shuffle_seed": s.shuffle_seed, "metrics": s.metrics, "history": s.history, "info": info,
+    }
+    if s.schedule is not None:
+        doc["schedule"] = {"type": type(s.schedule).__name__, "config": s.schedule.config(), "t": s.schedule_t}
+    if s.clip_norm is not None:
+        doc["clip_norm"] = s.clip_norm
+    return doc
+
+
 @dataclass(frozen=True)
 class Training:
-    """The validated 'training' entry (all None/empty for a version 1 file, which had none)."""
+    """The validated 'training' entry: the training-state fields it holds, the optimizer's counters, the info."""
 
-    loss: Loss | None = None
-    optimizer: Optimizer | None = None
-    counters: dict[str, dict[str, int]] = field(default_factory=dict)
-    shuffle_seed: int | None = None
-    metrics: list[str] | None = None
-    history: dict[str, list[float]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    schedule: Schedule | None = None
-    schedule_t: int = 0
-    clip_norm: float | None = None
+    fields: dict[str, Any]
+    counters: dict[str, dict[str, int]]
+    info: dict[str, Any]
+
+    @property
+    def optimizer(self) -> Optimizer | None:
+        optimizer: Optimizer | None = self.fields.get("optimizer")
+        return optimizer
+
+
+EMPTY = Training({}, {}, {})  # a version 1 file holds no training state
 
 
 def training(doc: Any) -> Training:
-    """Check the training JSON and build its loss and optimizer; Invalid naming the field otherwise."""
-    # 'schedule' and 'clip_norm' are written only when set, so files without them still load in 0.1.0
+    """Check the training JSON and build its loss, optimizer and schedule; Invalid naming the field otherwise."""
     doc = _object(doc, "training", ("loss", "optimizer", "shuffle_seed", "metrics", "history", "info"),
                   ("schedule", "clip_norm"))
     loss = None
@@ -291,9 +301,11 @@ def training(doc: Any) -> Training:
     clip = doc.get("clip_norm")
     if clip is not None and (type(clip) not in (int, float) or not clip > 0):
         raise Invalid(f"training.clip_norm must be null or a positive number, got {short(clip)}")
-    return Training(loss, opt, counters, _optional_count(doc["shuffle_seed"], "training.shuffle_seed"),
-                    _metrics(doc["metrics"]), _history(doc["history"]), doc["info"], schedule, schedule_t,
-                    None if clip is None else float(clip))
+    fields = {"loss": loss, "optimizer": opt, "metrics": _metrics(doc["metrics"]), "schedule": schedule,
+              "clip_norm": None if clip is None else float(clip),
+              "shuffle_seed": _optional_count(doc["shuffle_seed"], "training.shuffle_seed"),
+              "schedule_t": schedule_t, "history": _history(doc["history"])}
+    return Training(fields, counters, doc["info"])
 
 
 def _counters(doc: Any, where: str) -> dict[str, dict[str, int]]:
@@ -330,7 +342,7 @@ def _history(doc: Any) -> dict[str, list[float]]:
 
 
 # ---- layer state and optimizer state ------------------------------------------------------------------------
-def layer_state_entries(layers: list[Layer], names: set[str], fmt: str = FORMAT_WITH_STATE
+def layer_state_entries(layers: list[Layer], names: set[str], fmt: str = FORMAT
                         ) -> dict[str, tuple[int, ...]]:
     """The 'state/INDEX.NAME' entries to read (non-trainable layer state), shaped as ``state_shapes()``: exactly
     those the file has. Only format 3 holds layer state (``save`` writes it for every model with some)."""
@@ -340,9 +352,9 @@ def layer_state_entries(layers: list[Layer], names: set[str], fmt: str = FORMAT_
         if not declared:
             continue
         where = f"architecture.layers[{i}] ({type(layer).__name__})"
-        if fmt != FORMAT_WITH_STATE:
+        if fmt != FORMAT:
             raise Invalid(f"architecture.format is {fmt!r}, which holds no layer state, but {where} declares state "
-                          f"{short(list(declared))}; files of models with layer state are {FORMAT_WITH_STATE!r}")
+                          f"{short(list(declared))}; files of models with layer state are {FORMAT!r}")
         both = sorted(set(declared) & set(layer.param_shapes()))
         if both:
             raise Invalid(f"{where} declares {short(both)} as both parameters and state")

@@ -7,26 +7,22 @@ unpickled estimator predicts the same and ``partial_fit`` continues with the sam
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from ..array import host
-from ..optim import OptState
+from ..array import host, tree
 from ..train import Sequential
+from ..train.state import TrainingState
 
-FORMAT = "portnn-sklearn-model-1"
-_COUNTERS = ("loss", "optimizer", "metrics", "schedule", "schedule_t", "clip_norm", "shuffle_seed", "epoch",
-             "history", "info")
+FORMAT = "portnn-sklearn-model-2"
 
 
 def freeze(net: Sequential) -> dict[str, Any]:
     """``net`` as a dict of layers, settings and host arrays (the model is not changed)."""
     dtype = net.placement.dtype_name if net.placement is not None else net.dtype
-    optimizer_state = {slot: [{n: host.to_numpy(a) for n, a in layer.items()} for layer in value]
-                       if isinstance(value, list) else host.to_numpy(value)
-                       for slot, value in net.optimizer_state.items()}
-    return {"format": FORMAT, "layers": list(net.layers), "seed": net.seed, "dtype": dtype,
-            "weights": net.state_dict(), "optimizer_state": optimizer_state,
-            **{name: getattr(net, name) for name in _COUNTERS}}
+    arrays = tree.map(host.to_numpy, net.training.arrays())
+    return {"format": FORMAT, "layers": list(net.layers), "seed": net.seed, "dtype": dtype, "info": net.info,
+            "training": net.training.with_arrays(arrays)}
 
 
 def thaw(frozen: dict[str, Any]) -> Sequential:
@@ -35,10 +31,9 @@ def thaw(frozen: dict[str, Any]) -> Sequential:
     if not isinstance(frozen, dict) or frozen.get("format") != FORMAT:
         raise ValueError(f"portnn.sklearn: cannot restore a model from {type(frozen).__name__} (expected a "
                          f"{FORMAT!r} snapshot)")
-    net = Sequential.from_state_dict(*frozen["layers"], state=frozen["weights"], seed=frozen["seed"],
-                                     dtype=frozen["dtype"])
-    opt_state: OptState = dict(frozen["optimizer_state"])
-    net.optimizer_state = opt_state
-    for name in _COUNTERS:
-        setattr(net, name, frozen[name])
+    training: TrainingState = frozen["training"]
+    weights = {**tree.flatten(training.params), **tree.flatten(training.state)}
+    net = Sequential.from_state_dict(*frozen["layers"], state=weights, seed=frozen["seed"], dtype=frozen["dtype"])
+    net.training = replace(training, params=net.params, state=net.state)
+    net.info = frozen["info"]
     return net

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from ..array import host
+from ..array import host, tree
 from ..array.types import Array, Device, Namespace
 from ..nn.layer import Context, Layer
 from ..nn.losses import Loss
+from ..train import inputs
 
 
 def gradcheck(value: Callable[[dict[str, np.ndarray]], float], inputs: dict[str, np.ndarray],
@@ -76,16 +77,15 @@ def gradcheck_loss(loss: Loss, yhat: np.ndarray, y: np.ndarray, xp: Namespace, d
 def gradcheck_model(net: Any, X: Any, y: Any, loss: Loss, *, eps: float = 1e-6) -> float:
     """Max scaled error of every parameter gradient of ``net`` (placed, float64) for ``loss`` on (X, y) as one
     batch, against central differences of the whole network's loss; the model is unchanged."""
-    p, x_all, y_all, _ = net._training_data(X, y, loss, "gradcheck_model")
+    p, x_all, y_all, _ = inputs.training_data(net, X, y, loss, "gradcheck_model")
     step, key = net.step(loss), (net.epoch, 0)
     _, grads, _, _ = step.gradients(net.params, net.state, x_all, y_all, key)
-    analytic = {f"{i}.{name}": g for i, layer in enumerate(grads) for name, g in layer.items()}
-    start = {f"{i}.{name}": host.to_numpy(a) for i, layer in enumerate(net.params) for name, a in layer.items()}
+    analytic = tree.flatten(grads)
+    start = {k: host.to_numpy(a) for k, a in tree.flatten(net.params).items()}
 
     def value(values: dict[str, np.ndarray]) -> float:
-        params = [{n: host.from_numpy(values[f"{i}.{n}"], p.xp, device=p.device, dtype=p.dtype) for n in layer}
-                  for i, layer in enumerate(net.params)]
-        out, _ = step.forward(params, net.state, x_all, key)
+        placed = {k: host.from_numpy(v, p.xp, device=p.device, dtype=p.dtype) for k, v in values.items()}
+        out, _ = step.forward(tree.unflatten(placed, net.params), net.state, x_all, key)
         return host.to_float(loss.forward(out, y_all, step.training)[0])
 
     return gradcheck(value, start, analytic, eps)

@@ -1,47 +1,56 @@
 """How the gradients of one batch are computed: in this process (``Local``), or split across ranks by an object
 that ``portnn.distributed`` supplies through ``fit(communicator=...)``. Training never imports the distributed code;
-a communicator plugs in by offering ``data_parallel()`` that returns an object with these methods."""
+a communicator plugs in by offering ``data_parallel()`` that returns an object with these methods.
+
+A data-parallel step is three parts, so that the two pure ones can be compiled around the collective:
+``local`` (this rank's weighted gradients and loss packed into one flat buffer), ``reduce`` (the Allreduce, on the
+host or on a device buffer) and ``unpack`` (the global loss and gradients from the summed buffer).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..array.types import Array, Params
+from .plan import Plan
+from .state import TrainingState
 from .step import Step
+
+HostCall = Callable[[Callable[[Any], Any], Array], Array] | None  # Compiler.host_call inside compiled code
 
 
 class Parallel(Protocol):
     """The data-parallel strategy of one ``fit``."""
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
-              steps: int | None = None) -> None:
-        """Before the first step, on every rank: check that all agree, and give all the same weights."""
+    def begin(self, net: Any, s: TrainingState, data: tuple[Array, Array], plan: Plan) -> TrainingState:
+        """Before the first step, on every rank: check that all agree; the state with rank 0's arrays."""
 
-    def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,
-                  key: tuple[int, int]) -> tuple[Any, Params, Params, Array, Array]:
-        """(global-batch loss, global-batch gradients, new state, this rank's output, this rank's targets)."""
+    def local(self, step: Step, params: Params, state: Params, x: Array, y: Array, key: tuple[Any, Any],
+              host_call: HostCall) -> tuple[Array, Params, Array, Array]:
+        """(this rank's weighted gradients and loss as one flat buffer, new state, its output, its targets)."""
+
+    def reduce(self, packed: Array) -> Array:
+        """The buffers of all ranks summed (a collective: every rank calls it in the same order)."""
+
+    def unpack(self, total: Array, params: Params, step: Step) -> tuple[Array, Params]:
+        """(global-batch loss, global-batch gradients) from the summed buffer."""
 
     def sum_counts(self, counts: dict[str, float]) -> dict[str, float]:
         """Metric counts summed over ranks."""
 
 
 class Local:
-    """One process: the batch's gradients are the step's own."""
+    """One process: the trainer computes the step's own gradients and calls only these two."""
 
-    def begin(self, net: Any, data: tuple[Array, Array], *, batch_size: int, epochs: int, shuffle: bool,
-              steps: int | None = None) -> None:
-        return None
-
-    def gradients(self, step: Step, params: Params, state: Params, x: Array, y: Array,
-                  key: tuple[int, int]) -> tuple[Any, Params, Params, Array, Array]:
-        value, grads, state, out = step.gradients(params, state, x, y, key)
-        return value, grads, state, out, y
+    def begin(self, net: Any, s: TrainingState, data: tuple[Array, Array], plan: Plan) -> TrainingState:
+        return s
 
     def sum_counts(self, counts: dict[str, float]) -> dict[str, float]:
         return counts
 
 
-def strategy(communicator: Any) -> Parallel:
+def strategy(communicator: Any) -> Any:
     """The Parallel for ``fit(communicator=...)``: Local for None, else ``communicator.data_parallel()``."""
     if communicator is None:
         return Local()

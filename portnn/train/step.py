@@ -5,7 +5,7 @@
     step = apply . gradients: (params, state, opt_state, x, y, key, lr) -> (params, state, opt_state, loss, out)
 
 Nothing here reads the host, branches on array values or mutates its inputs or the model: the loop around it
-(``portnn.train.loop``) decides what to read and when. Data-parallel training calls ``gradients`` on its rows, sums
+(``portnn.train.trainer``) decides what to read and when. Data-parallel training calls ``gradients`` on its rows, sums
 the gradients across ranks, then calls ``apply``; gradient checks, parity traces and benchmarks call these too.
 """
 
@@ -97,35 +97,3 @@ class Step:
         value, grads, state, out = self.gradients(params, state, x, y, key)
         params, opt_state = self.apply(params, grads, opt_state, lr)
         return params, state, opt_state, value, out
-
-    def finite(self, *trees: Any) -> Array:
-        """A 0-d boolean array: every float array in ``trees`` (parameter lists, state, optimizer state) is finite."""
-        xp, ok = self.training.xp, None
-        for a in leaves(*trees):
-            if xp.isdtype(a.dtype, "real floating"):
-                flag = xp.all(xp.isfinite(a))
-                ok = flag if ok is None else ok & flag
-        return xp.asarray(True, dtype=xp.bool, device=self.training.device) if ok is None else ok
-
-
-def leaves(*trees: Any) -> list[Array]:
-    """The arrays of parameter trees (lists of dicts), optimizer states (dicts of arrays and trees) and arrays."""
-    out: list[Array] = []
-    for tree in trees:
-        if isinstance(tree, dict):
-            out += leaves(*tree.values())
-        elif isinstance(tree, list | tuple):
-            out += leaves(*tree)
-        else:
-            out.append(tree)
-    return out
-
-
-def where_tree(xp: Any, ok: Array, new: Any, old: Any) -> Any:
-    """``new`` where the 0-d boolean ``ok`` holds, else ``old``, leaf by leaf over matching trees (lists, tuples,
-    dicts of arrays): how a compiled step commits an update only when it is finite, without a host read."""
-    if isinstance(new, dict):
-        return {k: where_tree(xp, ok, v, old[k]) for k, v in new.items()}
-    if isinstance(new, list | tuple):
-        return type(new)(where_tree(xp, ok, a, b) for a, b in zip(new, old, strict=True))
-    return xp.where(ok, new, old)

@@ -13,7 +13,7 @@ import pytest
 import portnn
 import portnn.distributed
 from portnn import backends, recipes
-from portnn.train.loop import named_arrays
+from portnn.train.trainer import readable
 
 COMPILING = [pytest.param(name, id=f"{name}-{backends.get(name).compile['method']}",
                           marks=[getattr(pytest.mark, name)] + ([] if backends.get(name).installed()
@@ -142,11 +142,11 @@ def test_failures_end_as_in_eager_training(jax_backend, make, X, y, kwargs) -> N
     for key, values in eager.history.items():
         np.testing.assert_allclose(compiled.history[key], values, rtol=1e-9, err_msg=key)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # the layers' own key order
-    for arrays in (named_arrays(compiled), named_arrays(eager)):
+    for arrays in (readable(compiled.training), readable(eager.training)):
         assert all(np.isfinite(portnn.to_numpy(a)).all() for a in arrays.values())
     for key, value in eager.state_dict().items():
         np.testing.assert_allclose(compiled.state_dict()[key], value, rtol=1e-9, atol=0)
-    assert named_arrays(compiled).keys() == named_arrays(eager).keys()
+    assert readable(compiled.training).keys() == readable(eager.training).keys()
 
 
 class Recorder(portnn.Callback):
@@ -206,21 +206,27 @@ def test_compile_arguments_are_checked() -> None:
     X, y = np.ones((4, 2)), np.ones((4, 1))
     with pytest.raises(ValueError, match=r"compile=True, but backend 'numpy' does not compile"):
         net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile=True)
-    with pytest.raises(ValueError, match=r"compile must be True, False or 'auto', got 'yes'"):
+    with pytest.raises(ValueError, match=r"compile must be one of True, False, 'auto', got 'yes'"):
         net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile="yes")
     assert net.epoch == 0
 
 
-def test_data_parallel_training_is_not_compiled(jax_backend) -> None:
+def test_data_parallel_training_is_compiled_in_two_parts_around_the_allreduce(jax_backend) -> None:
+    """With a communicator the step compiles as two functions around the collective (gradients, then commit), and
+    a group of one trains as one process does."""
     xp, device = jax_backend
-    net = portnn.Sequential(portnn.Dense(2, 1)).to(xp, device)
-    X, y = xp.ones((4, 2), device=device), xp.ones((4, 1), device=device)
-    with pytest.raises(ValueError, match=r"compiled data-parallel training is not supported yet"):
-        net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), compile=True,
-                communicator=portnn.distributed.SingleProcess())
-    net.fit(X, y, loss=portnn.MSE(), optimizer=portnn.SGD(0.1), communicator=portnn.distributed.SingleProcess())
-    assert net.epoch == 1
-    assert net.compile_stats == {}
+    mlp = recipes.get("mlp")
+    X, y = (xp.asarray(a, device=device) for a in mlp.data())
+    kw = {"loss": mlp.loss(), "optimizer": mlp.optimizer(0.1), "epochs": 3, "batch_size": 24, "compile": True}
+    alone = mlp.model(1).to(xp, device)
+    alone.fit(X, y, **kw)
+    net = mlp.model(1).to(xp, device)
+    net.fit(X, y, communicator=portnn.distributed.SingleProcess(), **kw)
+    assert net.epoch == 3
+    assert net.compile_stats["method"] == "jax.jit"
+    assert net.compile_stats["traces"] == 4  # gradients and commit, for the full batches and the short last one
+    for key, value in alone.state_dict().items():
+        np.testing.assert_allclose(net.state_dict()[key], value, rtol=0, atol=1e-12)
 
 
 def test_a_step_that_cannot_be_traced_trains_eagerly_under_auto(jax_backend) -> None:
@@ -294,8 +300,8 @@ class EveryK(portnn.Callback):
 
 def test_a_callback_every_k_epochs_sees_what_eager_training_shows(jax_backend) -> None:
     """``every=K``: on_epoch after epochs K, 2K, ... and the last, with the model of that epoch; the compiled
-    full-batch run trains each K epochs as one loop (lengths K and the remainder: two traces) and records every
-    epoch in the history, as eager training does."""
+    full-batch run trains each K epochs as one loop (its length an argument: one trace for K and the remainder)
+    and records every epoch in the history, as eager training does."""
     xp, device = jax_backend
     seed = recipes.get("seed")
     X, y = (xp.asarray(a, device=device) for a in seed.data())
@@ -308,7 +314,7 @@ def test_a_callback_every_k_epochs_sees_what_eager_training_shows(jax_backend) -
         runs.append((cb, history, net))
     (eager_cb, eager_h, _), (cb, history, net) = runs
     assert [e for e, _, _ in cb.seen] == [e for e, _, _ in eager_cb.seen] == [40, 80, 100]
-    assert net.compile_stats["traces"] == 2
+    assert net.compile_stats["traces"] == 1
     assert len(history) == 100
     np.testing.assert_allclose(list(history), list(eager_h), rtol=1e-12)
     for (_, loss, weights), (_, eager_loss, eager_weights) in zip(cb.seen, eager_cb.seen, strict=True):

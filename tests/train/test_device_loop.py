@@ -8,7 +8,7 @@ import pytest
 
 from portnn import backends, recipes
 from portnn.array import host
-from portnn.train.loop import named_arrays
+from portnn.train.trainer import readable
 from tests.train.test_compiled import failure_cases
 
 pytestmark = [pytest.mark.array_api_strict, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
@@ -78,7 +78,7 @@ def test_failures_end_as_in_step_by_step_training(device1, make, X, y, kwargs) -
     assert net.history == ref.history
     for key, value in ref.state_dict().items():
         assert net.state_dict()[key].tobytes() == value.tobytes(), key
-    assert named_arrays(net).keys() == named_arrays(ref).keys()
+    assert readable(net.training).keys() == readable(ref.training).keys()
 
 
 def test_data_parallel_training_keeps_its_host_loop(device1) -> None:

@@ -158,9 +158,9 @@ def test_learning_rate_numpy_scalar_becomes_python_float() -> None:
 
 
 @pytest.mark.parametrize(("kw", "pattern"), [
-    ({"epochs": -1}, r"epochs must be an int >= 0, got -1"),
-    ({"epochs": 2.5}, r"epochs must be an int >= 0, got 2.5"),
-    ({"batch_size": 0}, r"batch_size must be a positive int or None, got 0"),
+    ({"epochs": -1}, r"epochs must be an int >= 0 or None, got -1"),
+    ({"epochs": 2.5}, r"epochs must be an int >= 0 or None, got 2.5"),
+    ({"batch_size": 0}, r"batch_size must be an int >= 1 or None, got 0"),
     ({"loss": "sse"}, r"loss must be a portnn loss"),
     ({"optimizer": 0.1}, r"optimizer must be a portnn optimizer"),
 ])

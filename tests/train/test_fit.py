@@ -10,7 +10,7 @@ import pytest
 import portnn
 from portnn import datasets
 from portnn.train.callbacks import Progress
-from portnn.train.step import leaves
+from portnn.array.tree import leaves
 
 X_SPIRAL, Y_SPIRAL = datasets.spiral(seed=0, n_per_class=30)
 X_VAL, Y_VAL = datasets.spiral(seed=1, n_per_class=10)
@@ -100,8 +100,8 @@ def test_a_new_optimizer_starts_from_fresh_state() -> None:
     ({"validation_data": (X_VAL, Y_VAL[:5])}, ValueError, r"fit: X_val has shape \(30, 2\) and y_val has shape \(5,\)"),
     ({"metrics": ["f1"]}, ValueError, r"fit: unknown metrics \['f1'\]; known: accuracy"),
     ({"metrics": "accuracy"}, TypeError, "fit: metrics must be a list of names"),
-    ({"seed": 1.5}, TypeError, r"fit: seed must be a non-negative int, got 1.5 \(float\)"),
-    ({"seed": -1}, ValueError, r"fit: seed must be a non-negative int, got -1"),
+    ({"seed": 1.5}, TypeError, r"fit: seed must be an int >= 0 or None, got 1.5"),
+    ({"seed": -1}, ValueError, r"fit: seed must be an int >= 0 or None, got -1"),
 ])
 def test_bad_fit_arguments_change_nothing(kwargs: dict, error: type, message: str) -> None:
     net = spiral_net()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import portnn
 from portnn import backends
-from portnn.train.loop import named_arrays
+from portnn.train.trainer import readable
 
 FUZZ_EXAMPLES = int(os.environ.get("PORTNN_FUZZ_EXAMPLES", "400"))
 RANDOM = os.environ.get("PORTNN_FUZZ_RANDOM") == "1"
@@ -115,7 +115,7 @@ def problems(draw: Any) -> dict[str, Any]:
 
 def model_arrays(net: portnn.Sequential) -> dict[str, np.ndarray]:
     arrays = dict(net.state_dict())
-    arrays.update({k: portnn.to_numpy(a) for k, a in named_arrays(net).items() if k.startswith("optim/")})
+    arrays.update({k: portnn.to_numpy(a) for k, a in readable(net.training).items() if k.startswith("optim/")})
     return arrays
 
 

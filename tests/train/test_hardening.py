@@ -3,11 +3,13 @@ raise FloatingPointError with the model rolled back; bad data and arguments fail
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import portnn
-from portnn.train.step import leaves
+from portnn.array.tree import leaves
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about overflow before portnn raises
 
@@ -140,7 +142,8 @@ def test_the_cli_does_not_save_a_broken_model(tmp_path, capsys) -> None:
     path = tmp_path / "m.npz"
     assert cli.main(["train", "--example", "mlp", "--epochs", "1", "--lr", "1e308", "--save", str(path),
                      "--quiet"]) == 2
-    assert "loss is nan at epoch 1" in capsys.readouterr().err
+    # nan or inf: which one depends on the BLAS kernel (OPENBLAS_CORETYPE=Haswell gives inf at batch 2)
+    assert re.search(r"loss is (nan|inf) at epoch 1", capsys.readouterr().err)
     assert not path.exists()
 
 
@@ -219,10 +222,10 @@ def test_predict_never_returns_non_finite_outputs() -> None:
 
 
 @pytest.mark.parametrize(("make", "error", "message"), [
-    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=-1), ValueError, r"Sequential: seed must be a non-negative "
-                                                                         r"int, got -1"),
-    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=1.5), TypeError, r"Sequential: seed must be a non-negative "
-                                                                         r"int, got 1.5"),
+    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=-1), ValueError, r"Sequential: seed must be an int >= 0, "
+                                                                         r"got -1"),
+    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=1.5), TypeError, r"Sequential: seed must be an int >= 0, "
+                                                                         r"got 1.5"),
 ])
 def test_bad_model_seeds(make, error, message) -> None:
     with pytest.raises(error, match=message):
@@ -234,10 +237,10 @@ def test_a_numpy_integer_seed_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"progress": "bar"}, TypeError, r"fit: progress must be a function f\(epoch, loss\) or None, got str"),
+    ({"progress": "bar"}, TypeError, r"fit: progress must be a function f\(epoch, loss\) or None, got 'bar'"),
     ({"shuffle": "yes"}, TypeError, r"fit: shuffle must be True or False"),
     ({"communicator": 3}, TypeError, r"fit: communicator must be a portnn.distributed communicator"),
-    ({"epochs": -1}, ValueError, r"fit: epochs must be an int >= 0, got -1"),
+    ({"epochs": -1}, ValueError, r"fit: epochs must be an int >= 0 or None, got -1"),
 ])
 def test_bad_fit_arguments_fail_before_the_first_epoch(kwargs, error, message) -> None:
     net = portnn.Sequential(portnn.Dense(3, 1), seed=0)

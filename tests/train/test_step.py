@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import portnn
-from portnn.train.step import leaves
+from portnn.array.tree import leaves
 
 
 def dropout_net() -> portnn.Sequential:

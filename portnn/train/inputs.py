@@ -1,0 +1,70 @@
+"""The data of a public call (fit, predict, evaluate, gradients), resolved once: one backend and device with the
+model, real finite numbers, row counts and shapes checked against the layers and the loss, all before the model is
+placed or anything is computed; floats cast to the model's dtype, class labels kept as integers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..array.placement import Placement, as_array, backend_name, namespace_of
+from ..array.types import Array, Namespace
+from ..nn.losses import Loss
+from . import checks
+
+
+def resolve(net: Any, arrays: dict[str, Any], where: str) -> tuple[Namespace, Any, dict[str, Array]]:
+    """(xp, device, arrays): one namespace and device, the model's if it is placed; real finite values."""
+    p = net.placement
+    arrays = {name: as_array(a, name, p) for name, a in arrays.items()}
+    xp, device = namespace_of(arrays, where)
+    first = next(iter(arrays))
+    if p is not None and xp is not p.xp:
+        raise TypeError(f"{where}: {first} is a {backend_name(xp)} array but the model lives in {p.describe()}; call "
+                        f"model.to(...) or pass {backend_name(p.xp)} arrays")
+    if p is not None and device != p.device:
+        raise ValueError(f"{where}: {first} is on device {device} but the model is on {p.device}; move the data or "
+                         "call model.to(...)")
+    checks.data(arrays, where, xp)
+    return xp, device, arrays
+
+
+def output_shape(net: Any, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The model's output shape for an input of ``shape``; ValueError naming the layer that does not fit."""
+    for i, layer in enumerate(net.layers):
+        shape = layer.output_shape(shape, f"{where}: layer {i}")
+    return shape
+
+
+def as_model_dtype(x: Array, p: Placement) -> Array:
+    return x if x.dtype == p.dtype else p.xp.astype(x, p.dtype)
+
+
+def inputs(net: Any, X: Any, where: str) -> tuple[Placement, Array]:
+    """(placement, X) of an inference call (predict): checked, the model placed, X in its dtype."""
+    xp, device, arrays = resolve(net, {"X": X}, where)
+    output_shape(net, tuple(arrays["X"].shape), where)
+    p = net.place(xp, device, arrays["X"])
+    return p, as_model_dtype(arrays["X"], p)
+
+
+def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
+                  validation: tuple[Any, Any] | None = None) -> tuple[Placement, Array, Array, Any]:
+    """(placement, X, y, (X_val, y_val) or None) of a call with targets (see the module docstring)."""
+    named = {"X": X, "y": y} if validation is None else {"X": X, "y": y, "X_val": validation[0],
+                                                        "y_val": validation[1]}
+    xp, device, arrays = resolve(net, named, where)
+    pairs = [("X", "y")] + ([("X_val", "y_val")] if validation is not None else [])
+    labels = {}
+    for xn, yn in pairs:
+        xa, ya = arrays[xn], arrays[yn]
+        if xa.ndim < 2 or ya.ndim < 1 or xa.shape[0] != ya.shape[0]:
+            raise ValueError(f"{where}: {xn} has shape {tuple(xa.shape)} and {yn} has shape {tuple(ya.shape)}; they "
+                             "need the same number of rows (samples)")
+        out_shape = output_shape(net, tuple(xa.shape), where if xn == "X" else f"{where} ({xn})")
+        loss.check(out_shape, tuple(ya.shape))
+        loss.check_targets(ya, out_shape, xp)
+        labels[yn] = not xp.isdtype(ya.dtype, "real floating") and ya.ndim < len(out_shape)  # class labels
+    p = net.place(xp, device, arrays["X"])
+    cast = {name: a if labels.get(name) else as_model_dtype(a, p) for name, a in arrays.items()}
+    val = (cast["X_val"], cast["y_val"]) if validation is not None else None
+    return p, cast["X"], cast["y"], val
