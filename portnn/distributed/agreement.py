@@ -24,7 +24,7 @@ from .communicator import Communicator
 # is compared here without a change.
 CALL = ("backend", "dtype", "data", "architecture")
 ARGUMENTS = ("batch_size", "epochs", "steps", "shuffle", "seed")
-FIELDS = (*CALL, *(f for f in STATE_FIELDS if f not in ARRAYS), *ARGUMENTS, *ARRAYS)
+FIELDS = (*CALL, *(f for f in STATE_FIELDS if f not in (*ARRAYS, "history")), *ARGUMENTS, *ARRAYS, "history")
 
 
 class RanksDisagree(ValueError):

@@ -60,7 +60,7 @@ def test_fingerprint_covers_every_field_and_is_reproducible() -> None:
     assert a["architecture"][0] == ("Dense(in_features=3, out_features=5, bias=True, init='glorot_uniform') -> Tanh()"
                                     " -> Dense(in_features=5, out_features=2, bias=True, init='glorot_uniform')")
     assert a["optimizer"][0] == "SGD(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)"
-    assert a["parameters"][0] == "32"
+    assert a["params"][0] == "32 values in 4 arrays"
     assert a["epoch"][0] == "1"
     assert a["data"][0].startswith("X float64 (21, 3) mean ")
 
@@ -193,7 +193,7 @@ def test_the_message_names_the_first_rank_that_differs_and_counts_the_rest() -> 
 
 def test_later_differences_are_listed_after_the_first() -> None:
     results, _ = refused(2, lambda r: {"loss": portnn.SSE(), "batch_size": 8, "seed": 9} if r else {})
-    assert "they also disagree on batch_size, shuffle_seed)" in str(results[0])
+    assert "they also disagree on shuffle_seed, batch_size)" in str(results[0])
 
 
 def test_a_refused_fit_leaves_the_model_as_it_was() -> None:

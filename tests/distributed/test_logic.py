@@ -126,9 +126,9 @@ def test_pack_then_unpack_round_trips_on_every_backend(case: Any) -> None:
     tree = [{"w": case.asarray(RNG.standard_normal((3, 4))), "b": case.asarray(RNG.standard_normal(4))}, {},
             {"b": case.asarray(RNG.standard_normal(2))}]
     leaves = [a for layer in tree for a in layer.values()]
-    buffer = distributed.pack(leaves, case.xp)
+    buffer = distributed.pack(leaves, case.xp)  # on the device: a collective stages it to the host if it must
     assert buffer.shape == (18,)
-    assert buffer.dtype == np.dtype(case.dtype_name)
+    assert buffer.dtype == case.dtype
     back = distributed.unpack(buffer, tree, case.xp, case.device, case.dtype)
     assert [list(layer) for layer in back] == [["w", "b"], [], ["b"]]  # the same structure, in the same order
     for layer, original in zip(back, tree, strict=True):
@@ -137,7 +137,7 @@ def test_pack_then_unpack_round_trips_on_every_backend(case: Any) -> None:
             assert layer[name].device == a.device
             np.testing.assert_array_equal(host.to_numpy(layer[name]), host.to_numpy(a))
     with pytest.raises(ValueError, match="buffer has 19 values, the parameters need 18"):
-        distributed.unpack(np.zeros(19, dtype=buffer.dtype), tree, case.xp, case.device, case.dtype)
+        distributed.unpack(np.zeros(19, dtype=case.dtype_name), tree, case.xp, case.device, case.dtype)
 
 
 class Recording(distributed.Communicator):
@@ -168,7 +168,9 @@ def test_rank_buffers_sum_to_the_global_batch_gradient_and_loss(case: Any, loss:
     buffers = []
     for rank in range(size):
         comm = Recording(rank, size)
-        comm.data_parallel().gradients(step, net.params, net.state, X_b, y_b, (0, 0))  # the strategy fit uses
+        parallel = comm.data_parallel()  # the strategy fit uses: this rank's part, then the collective
+        packed = parallel.local(step, net.params, net.state, X_b, y_b, (0, 0), None)[0]
+        parallel.unpack(parallel.reduce(packed), net.params, step)
         assert len(comm.sent) == 1  # one Allreduce per step
         buffers.append(comm.sent[0])
     assert all(b.dtype == np.dtype(case.dtype_name) for b in buffers)
