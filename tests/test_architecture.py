@@ -30,7 +30,7 @@ def portable_modules() -> list[Path]:
 def test_the_portable_set_is_the_device_code() -> None:
     names = {str(p.relative_to(PACKAGE)) for p in portable_modules()}
     assert {"nn/dense.py", "nn/activations.py", "nn/losses.py", "nn/layer.py", "optim/adam.py", "train/step.py",
-            "train/loop.py", "train/model.py", "distributed/data_parallel.py"} <= names
+            "train/trainer.py", "train/kernels.py", "train/model.py", "distributed/data_parallel.py"} <= names
     assert all(p.exists() for p in portable_modules())
 
 

@@ -106,6 +106,34 @@ def indices(start: int, stop: int) -> np.ndarray:
     return np.arange(start, stop, dtype=np.int64)
 
 
+def padded(numbers: list[float], size: int) -> np.ndarray:
+    """A float64 host buffer of ``size`` holding ``numbers`` then zeros (a schedule's rates for a compiled call)."""
+    out = np.zeros(size, dtype=np.float64)
+    out[:len(numbers)] = numbers
+    return out
+
+
+def concat(parts: list[np.ndarray]) -> np.ndarray:
+    """Host arrays joined along their first axis."""
+    return np.concatenate(parts, axis=0)
+
+
+def shaped(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A host buffer viewed as ``shape``."""
+    return np.reshape(values, shape)
+
+
+def read_rows(rows: Any, record: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One device-to-host transfer of per-step values ``rows`` (steps, k) and a small integer ``record`` (cast to
+    the rows' dtype on the way: the record's numbers are small counts): (rows, record) as host arrays."""
+    if rows is None:
+        return np.zeros((0, 0)), to_numpy(record)
+    xp = array_api_compat.array_namespace(rows)
+    both = to_numpy(xp.concat([xp.reshape(rows, (-1,)), xp.astype(record, rows.dtype)]))
+    k = int(record.shape[0])
+    return both[:-k].reshape(tuple(rows.shape)), both[-k:]
+
+
 def full_batches(order: np.ndarray, size: int) -> np.ndarray:
     """The rows of each full batch of ``size`` in a host row order, as a (batches, size) int64 array."""
     whole = order.shape[0] // size

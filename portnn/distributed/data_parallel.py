@@ -91,8 +91,8 @@ class DataParallel:
         array over the ranks through one Allreduce (from inside a compiled step through ``host_call``)."""
         comm, p = self.comm, step.training
 
-        def summed(values: Any) -> Any:  # host or device buffer -> the sum over ranks, same shape
-            return comm.allreduce(values.reshape(-1).copy()).reshape(values.shape)
+        def summed(values: Any) -> Any:  # a host array -> its sum over ranks, same shape
+            return host.shaped(comm.allreduce(host.flat([values], host_dtype(p))), tuple(values.shape))
 
         def total(a: Array) -> Array:
             if host_call is not None:

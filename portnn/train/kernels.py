@@ -51,11 +51,14 @@ class Kernels:
         return {**model, "prev": prev, "record": record}
 
     # ---- one step ---------------------------------------------------------------------------------------------
+    def counts(self, out: Array, yb: Array) -> list[Array]:
+        """The metric counts of one batch (0-d arrays in the model's dtype), in the order of ``names``."""
+        xp = self.xp
+        return [xp.astype(metrics.METRICS[n](out, yb, xp, self.threshold), self.dtype) for n in self.names]
+
     def _row(self, value: Array, out: Array, yb: Array) -> Array:
         """[loss, metric counts...] of one step, in the model's dtype."""
-        xp = self.xp
-        counts = [metrics.METRICS[n](out, yb, xp, self.threshold) for n in self.names]
-        return xp.stack([xp.astype(value, self.dtype), *(xp.astype(c, self.dtype) for c in counts)])
+        return self.xp.stack([self.xp.astype(value, self.dtype), *self.counts(out, yb)])
 
     def _commit(self, carry: dict[str, Any], value: Array, grads: Any, new_state: Any, out: Array, yb: Array,
                 epoch: Array, batch: Array, lr: Array | None) -> tuple[dict[str, Any], Array]:

@@ -23,12 +23,9 @@ from dataclasses import dataclass, replace
 from operator import methodcaller
 from typing import Any
 
-import numpy as np
-
 from ..array import host, tree
 from ..array.compile import Compiler
 from ..array.types import Array
-from ..nn import metrics
 from .batches import batches
 from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
 from .history import History
@@ -155,7 +152,8 @@ class Trainer:
         lrs = self.rates.epoch(s.schedule_t, count)
         update = step.apply if step.clip_norm is not None or lrs is not None else step.optimizer.update  # type: ignore[union-attr]
         params, state, opt = s.params, s.state, s.optimizer_state
-        rows: list[Any] = []
+        losses: list[tuple[float, int]] = []
+        counts = None  # the metric counts summed on the device, read once at the end of the epoch
         for b, (xb, yb) in enumerate(self._batches(e)):
             if b == count:
                 break
@@ -166,14 +164,18 @@ class Trainer:
             new_params, new_opt = update(params, grads, opt) if lrs is None else update(params, grads, opt, lrs[b])
             self.prev = (params, state, opt)
             params, state, opt = new_params, new_state, new_opt
-            rows.append((loss, xb.shape[0], out, y_local))
+            losses.append((loss, xb.shape[0]))
+            if self.names:
+                step_counts = self.xp.stack(self.kernels.counts(out, y_local))
+                counts = step_counts if counts is None else counts + step_counts
             self.steps += 1
             if self.per_step:
                 s = self._verify(replace(s, params=params, state=state, optimizer_state=opt), mark=True)
                 s = self._call(methodcaller("on_step", StepEvent(epoch + 1, b + 1, self.steps, loss, self.net)), s)
                 params, state, opt = s.params, s.state, s.optimizer_state
         t = s.schedule_t + self.rates.advance(count)
-        return replace(s, params=params, state=state, optimizer_state=opt, epoch=epoch + 1, schedule_t=t), rows
+        return replace(s, params=params, state=state, optimizer_state=opt, epoch=epoch + 1, schedule_t=t), \
+            [(losses, [] if counts is None else host.to_numpy(counts).tolist())]
 
     def _host_loss_failed(self, s: TrainingState, epoch: int, batch: int, loss: float) -> None:
         """A non-finite loss read on the host: roll back to the model before the last update (Unverified when that
@@ -195,7 +197,7 @@ class Trainer:
             return self._device_run(carry, s, e)
         lrs = self.rates.epoch(s.schedule_t, count)
         order = plan.order(e)
-        order = np.arange(plan.n, dtype=np.int64) if order is None else order
+        order = host.indices(0, plan.n) if order is None else order
         rows: list[Any] = []
         done = 0
         whole = min(plan.whole, count)
@@ -224,7 +226,8 @@ class Trainer:
         pending = self.xp.concat(rows, axis=0) if rows else None
         carry, s, values, failure = self._read(carry, s, pending, epoch + 1,
                                                s.schedule_t + self.rates.advance(count), lambda _e, b: b)
-        return carry, s, ([] if failure else [*read, values]), (0 if failure else 1), failure
+        read += [values] if pending is not None else []
+        return carry, s, ([] if failure else read), (0 if failure else 1), failure
 
     def _device_step(self, carry: dict[str, Any], idx: Array | None, epoch: int, b: int,
                      lr: Array | None) -> tuple[dict[str, Any], Array]:
@@ -270,13 +273,7 @@ class Trainer:
         """The one host read after device steps (their rows and the record in one transfer): (carry, the state
         with the carry's model at ``epoch`` and schedule counter ``t``, the rows on the host, None), or on a failure
         the model the read-per-step path leaves (``row_of(epoch, batch)``: the failing step's row)."""
-        xp = self.xp
-        record = carry["record"]
-        if rows is None:
-            values, flags = np.zeros((0, len(self.names) + 1)), host.to_numpy(record)
-        else:
-            both = host.to_numpy(xp.concat([xp.reshape(rows, (-1,)), xp.astype(record, rows.dtype)]))
-            values, flags = both[:-record.shape[0]].reshape(tuple(rows.shape)), both[-record.shape[0]:]
+        values, flags = host.read_rows(rows, carry["record"])
         if flags[FAILED]:
             kind, failed_epoch, batch = int(flags[KIND]), int(flags[EPOCH]), int(flags[BATCH])
             loss = float(values[row_of(failed_epoch, batch), 0])
@@ -330,13 +327,13 @@ class Trainer:
         if plan.full_batch:
             return self.X, self.y
         order = plan.order(e)
-        order = np.arange(plan.n, dtype=np.int64) if order is None else order
+        order = host.indices(0, plan.n) if order is None else order
         rows = host.from_numpy(order[slice(*plan.span(b))], xp, device=self.step.training.device,
                                dtype=self.step.placement.index_dtype)
         return xp.take(self.X, rows, axis=0), xp.take(self.y, rows, axis=0)
 
     def _input(self, values: Any) -> Array:
-        return self.compiler.inputs(np.asarray(values, dtype=np.int64), self.xp, self.step.training.device,
+        return self.compiler.inputs(host.values(values, "int64"), self.xp, self.step.training.device,
                                     self.step.placement.index_dtype)
 
     def _rates(self, lrs: list[float] | None, size: int) -> Array | None:
@@ -344,9 +341,8 @@ class Trainer:
         float64; None: the optimizer's own rate)."""
         if lrs is None:
             return None
-        padded = np.zeros(size, dtype=np.float64)
-        padded[:len(lrs)] = lrs
-        return self.compiler.inputs(padded, self.xp, self.step.training.device, self.step.placement.wide_dtype)
+        p = self.step.placement
+        return self.compiler.inputs(host.padded(lrs, size), self.xp, p.device, p.wide_dtype)
 
     def _model_dict(self, s: TrainingState) -> dict[str, Any]:
         return {"params": s.params, "state": s.state, "opt": s.optimizer_state}
@@ -359,19 +355,16 @@ class Trainer:
         return non_finite(s)
 
     def _record(self, s: TrainingState, rows: list[Any], e: int, count: int, history: History) -> None:
-        """Append this fit's epochs e .. e + count - 1 to the history, from the host reads of the read-per-step path
-        (loss, rows, output, targets per step) or from the device rows [loss, counts...] (one per step, or one per
-        full-batch epoch of a run), summed on the host in float64 alike."""
-        plan, names, xp = self.plan, self.names, self.xp
+        """Append this fit's epochs e .. e + count - 1 to the history, from the read-per-step path ((loss, rows) of
+        each step and the epoch's metric counts) or from the device rows [loss, counts...] (one per step, or one per
+        full-batch epoch of a run), the losses summed on the host in float64 alike."""
+        plan, names = self.plan, self.names
         if not count:
             return
         if self.host_steps:
-            losses = [(loss, n) for loss, n, _, _ in rows]
-            sums = [sum(metrics.METRICS[m](out, yb, xp, self.kernels.threshold) for _, _, out, yb in rows)
-                    for m in names]
-            epochs = [(losses, host.to_numpy(xp.stack(sums)).tolist() if names else [])]
+            epochs = rows
         else:
-            values = np.concatenate(rows, axis=0)  # read with the record: one transfer per read
+            values = host.concat(rows)  # read with the record: one transfer per read
             if plan.full_batch:  # a row per epoch
                 epochs = [([(float(r[0]), plan.n)], r[1:].tolist()) for r in values]
             else:

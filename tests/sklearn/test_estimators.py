@@ -26,6 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import portnn
 from portnn import backends
+from portnn.array.tree import leaves
 from portnn.sklearn import NeuralNetClassifier, NeuralNetRegressor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -354,7 +355,7 @@ def test_pickle_holds_only_host_arrays(iris: tuple[np.ndarray, np.ndarray]) -> N
     frozen = state["model_"]
     assert isinstance(frozen, dict)
     assert frozen["layers"] == clf.model_.layers
-    arrays = list(frozen["weights"].values()) + [a for layer in frozen["optimizer_state"]["m"] for a in layer.values()]
+    arrays = leaves(frozen["training"].arrays())
     assert arrays
     assert all(type(a) is np.ndarray for a in arrays)
     assert clf.__dict__["model_"] is clf.model_  # pickling did not touch the live estimator

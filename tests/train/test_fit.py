@@ -9,8 +9,8 @@ import pytest
 
 import portnn
 from portnn import datasets
-from portnn.train.callbacks import Progress
 from portnn.array.tree import leaves
+from portnn.train.callbacks import Progress
 
 X_SPIRAL, Y_SPIRAL = datasets.spiral(seed=0, n_per_class=30)
 X_VAL, Y_VAL = datasets.spiral(seed=1, n_per_class=10)
