@@ -53,7 +53,7 @@ class SGD(Optimizer):
         if self.weight_decay:
             grads = decayed(params, grads, self.weight_decay)
         if mu == 0.0:  # parameter-free layers ({}) pass through as they are
-            return [layer and {n: p - lr * g[n] for n, p in layer.items()}
+            return [{n: p - lr * g[n] for n, p in layer.items()} if layer else layer
                     for layer, g in zip(params, grads, strict=True)], state
         velocity = [{n: mu * v[n] + g[n] for n in g} for v, g in zip(state["velocity"], grads, strict=True)]
         step = [{n: g[n] + mu * v[n] for n in g} for v, g in zip(velocity, grads, strict=True)] if self.nesterov \

@@ -36,6 +36,7 @@ class Step:
         self.first = replace(self.training, need_dx=False)  # the first layer: no gradient for the input
         self.keyed = frozenset(i for i, layer in enumerate(layers) if layer.keyed)
         self.stateful = frozenset(i for i, layer in enumerate(layers) if layer.state_shapes())
+        self.plain = not self.keyed and not self.stateful  # every layer sees its parameters and one context
 
     def _inputs(self, params: Params, state: Params) -> Params:
         """What each layer's forward/backward receives: its parameters, and its state beside them if it has any."""
@@ -66,9 +67,15 @@ class Step:
                   sync: Sync | None = None) -> tuple[Array, Params, Params, Array]:
         """(loss, gradients, new state, output) of one training batch; the loss is a 0-d array."""
         loss, layers = self.loss, self.layers
-        ctx = self.training if sync is None else replace(self.training, rows=rows, sync=sync)
         assert loss is not None, "Step.gradients needs a loss"
-        out, saved = self.forward(params, state, x, key, rows, sync)
+        if self.plain and sync is None:  # the common case, inlined: it is the hot path of small networks
+            ctx, out, saved = self.training, x, []
+            for layer, p in zip(layers, params):  # noqa: B905 - one entry per layer by construction
+                out, kept = layer.forward(p, out, ctx)
+                saved.append(kept)
+        else:
+            ctx = self.training if sync is None else replace(self.training, rows=rows, sync=sync)
+            out, saved = self.forward(params, state, x, key, rows, sync)
         value, loss_saved = loss.forward(out, y, ctx)
         dy = loss.backward(loss_saved, ctx)
         inputs = self._inputs(params, state) if self.stateful else params

@@ -125,8 +125,8 @@ class Trainer:
         carry = None
         while e < plan.epochs:
             if self.host_steps:
-                s, rows = self._host_epoch(s, e)
-                count, failure = 1, None
+                s, rows = self._host_epochs(s, e, self._report_at(e))
+                count, failure = len(rows), None
             else:
                 carry = carry or self.kernels.carry(self._model_dict(s))
                 carry, s, rows, count, failure = self._device_epochs(carry, s, e)
@@ -144,38 +144,71 @@ class Trainer:
                 break
         return s
 
+    def _report_at(self, e: int) -> int:
+        """The first epoch after this fit's epoch ``e`` whose end is reported (validation, a callback due, the end):
+        the epochs before it run without reading the history or the model."""
+        plan = self.plan
+        if self.validate is not None or self.per_step:
+            return e + 1
+        return next((k for k in range(e + 1, plan.epochs + 1) if due(self.callbacks, k, plan.epochs)), plan.epochs)
+
     # ---- read per step: commit in Python ----------------------------------------------------------------------
-    def _host_epoch(self, s: TrainingState, e: int) -> tuple[TrainingState, list[Any]]:
-        """One epoch with a host read of the loss after each step (the fast path of eager CPU training)."""
-        plan, step = self.plan, self.step
-        count, epoch = plan.batches(e), s.epoch
-        lrs = self.rates.epoch(s.schedule_t, count)
-        update = step.apply if step.clip_norm is not None or lrs is not None else step.optimizer.update  # type: ignore[union-attr]
+    def _host_epochs(self, s: TrainingState, e: int, stop: int) -> tuple[TrainingState, list[Any]]:
+        """This fit's epochs e .. stop - 1 with a host read of the loss after each step (the fast path of eager CPU
+        training): (the state after them, each epoch's ((loss, rows) per step, metric counts))."""
+        plan, step, names = self.plan, self.step, self.names
         params, state, opt = s.params, s.state, s.optimizer_state
-        losses: list[tuple[float, int]] = []
-        counts = None  # the metric counts summed on the device, read once at the end of the epoch
-        for b, (xb, yb) in enumerate(self._batches(e)):
-            if b == count:
-                break
-            value, grads, new_state, out, y_local = self._gradients(params, state, xb, yb, (epoch, b))
-            loss = host.to_float(value)
-            if not math.isfinite(loss):
-                self._host_loss_failed(replace(s, params=params, state=state, optimizer_state=opt), epoch, b, loss)
-            new_params, new_opt = update(params, grads, opt) if lrs is None else update(params, grads, opt, lrs[b])
-            self.prev = (params, state, opt)
-            params, state, opt = new_params, new_state, new_opt
-            losses.append((loss, xb.shape[0]))
-            if self.names:
-                step_counts = self.xp.stack(self.kernels.counts(out, y_local))
-                counts = step_counts if counts is None else counts + step_counts
-            self.steps += 1
-            if self.per_step:
-                s = self._verify(replace(s, params=params, state=state, optimizer_state=opt), mark=True)
-                s = self._call(methodcaller("on_step", StepEvent(epoch + 1, b + 1, self.steps, loss, self.net)), s)
-                params, state, opt = s.params, s.state, s.optimizer_state
-        t = s.schedule_t + self.rates.advance(count)
-        return replace(s, params=params, state=state, optimizer_state=opt, epoch=epoch + 1, schedule_t=t), \
-            [(losses, [] if counts is None else host.to_numpy(counts).tolist())]
+        epoch, t = s.epoch, s.schedule_t
+        # bound once: this loop is the hot path of small networks, where each attribute lookup shows
+        gradients = step.gradients if self.local else self._gradients
+        scheduled, per_step, local = self.rates.schedule is not None, self.per_step, self.local
+        update = step.apply if step.clip_norm is not None or scheduled else step.optimizer.update  # type: ignore[union-attr]
+        whole = ((self.X, self.y),) if plan.full_batch else None  # full batch: the same one batch every epoch
+        to_float, isfinite, full = host.to_float, math.isfinite, plan.per_epoch
+        done: list[Any] = []
+        try:
+            for k in range(e, stop):
+                count = full if plan.steps is None else plan.batches(k)
+                lrs = self.rates.epoch(t, count) if scheduled else None
+                losses: list[tuple[float, int]] = []
+                counts = None  # the metric counts summed on the device, read once at the end of the epoch
+                for b, (xb, yb) in enumerate(whole or self._batches(k)):
+                    if b == count:
+                        break
+                    if local:
+                        value, grads, new_state, out = gradients(params, state, xb, yb, (epoch, b))
+                        y_local = yb
+                    else:
+                        value, grads, new_state, out, y_local = gradients(params, state, xb, yb, (epoch, b))
+                    loss = to_float(value)
+                    if not isfinite(loss):
+                        self._host_loss_failed(s.evolve(params=params, state=state, optimizer_state=opt,
+                                                         epoch=epoch, schedule_t=t), epoch, b, loss)
+                    new_params, new_opt = (update(params, grads, opt) if lrs is None
+                                           else update(params, grads, opt, lrs[b]))
+                    self.prev = (params, state, opt)
+                    params, state, opt = new_params, new_state, new_opt
+                    losses.append((loss, xb.shape[0]))
+                    if names:
+                        step_counts = self.xp.stack(self.kernels.counts(out, y_local))
+                        counts = step_counts if counts is None else counts + step_counts
+                    if per_step:
+                        self.steps += 1
+                        now = self._verify(s.evolve(params=params, state=state, optimizer_state=opt, epoch=epoch,
+                                                    schedule_t=t), mark=True)
+                        now = self._call(methodcaller("on_step", StepEvent(epoch + 1, b + 1, self.steps, loss,
+                                                                           self.net)), now)
+                        params, state, opt = now.params, now.state, now.optimizer_state
+                done.append((losses, None if counts is None else host.to_numpy(counts).tolist()))
+                epoch += 1
+                if scheduled:
+                    t += self.rates.advance(count)
+            if not per_step:
+                self.steps += sum(len(losses) for losses, _ in done)
+        except (Failed, Unverified):
+            self._record(s, done, e, len(done), self.history)  # the epochs completed before the failure
+            raise
+        return s.evolve(params=params, state=state, optimizer_state=opt, epoch=epoch, schedule_t=t), done
 
     def _host_loss_failed(self, s: TrainingState, epoch: int, batch: int, loss: float) -> None:
         """A non-finite loss read on the host: roll back to the model before the last update (Unverified when that
@@ -284,7 +317,7 @@ class Trainer:
                 return carry, s, values, Failed(self._message(LOSS, failed_epoch, batch, loss), kept)
             bad, loss = self._which(kept, failed_epoch, batch)
             return carry, s, values, Failed(self._message(kind, failed_epoch, batch, loss, bad), kept)
-        return carry, replace(s, **self._model_of(carry, s), epoch=epoch, schedule_t=t), values, None
+        return carry, s.evolve(**self._model_of(carry, s), epoch=epoch, schedule_t=t), values, None
 
     def _model_of(self, source: dict[str, Any], s: TrainingState) -> dict[str, Any]:
         """The arrays of a carry as state fields, each dict in the key order of ``s``'s (a compiler may hand dicts
@@ -309,8 +342,7 @@ class Trainer:
                    key: tuple[Any, Any]) -> tuple[Array, Any, Any, Array, Array]:
         """(global loss, gradients, new state, this process's output and targets) of one batch."""
         if self.local:
-            value, grads, new_state, out = self.step.gradients(params, state, xb, yb, key)
-            return value, grads, new_state, out, yb
+            return (*self.step.gradients(params, state, xb, yb, key), yb)
         packed, new_state, out, y_local = self.parallel.local(self.step, params, state, xb, yb, key, None)
         value, grads = self.parallel.unpack(self.parallel.reduce(packed), params, self.step)
         return value, grads, new_state, out, y_local
@@ -356,8 +388,8 @@ class Trainer:
 
     def _record(self, s: TrainingState, rows: list[Any], e: int, count: int, history: History) -> None:
         """Append this fit's epochs e .. e + count - 1 to the history, from the read-per-step path ((loss, rows) of
-        each step and the epoch's metric counts) or from the device rows [loss, counts...] (one per step, or one per
-        full-batch epoch of a run), the losses summed on the host in float64 alike."""
+        each step and the epoch's metric counts, per epoch) or from the device rows [loss, counts...] (one per step,
+        or one per full-batch epoch of a run), the losses summed on the host in float64 alike."""
         plan, names = self.plan, self.names
         if not count:
             return
@@ -368,20 +400,24 @@ class Trainer:
             if plan.full_batch:  # a row per epoch
                 epochs = [([(float(r[0]), plan.n)], r[1:].tolist()) for r in values]
             else:
-                sizes = [plan.n] if plan.full_batch else [plan.span(b)[1] - plan.span(b)[0] for b in
-                                                         range(values.shape[0])]
+                sizes = [plan.span(b)[1] - plan.span(b)[0] for b in range(values.shape[0])]
                 epochs = [([(float(v), n) for v, n in zip(values[:, 0], sizes, strict=True)],
                            values[:, 1:].sum(axis=0).tolist())]
+        columns: dict[str, list[float]] = {"loss": [], **{m: [] for m in names}}
+        column, per_sample, whole = columns["loss"], self.per_sample, plan.n
         for k, (losses, counts) in enumerate(epochs):
-            n = plan.rows(e + k)
+            n = whole if plan.steps is None else plan.rows(e + k)
             total = 0.0
             for loss, rows_seen in losses:
-                total += loss * rows_seen if self.per_sample else loss
-            summed = self.parallel.sum_counts(dict(zip(names, counts, strict=True)))
-            record = {"loss": total / n if self.per_sample else total, **{m: summed[m] / n for m in names}}
-            if self.validate is not None:
-                record.update({f"val_{m}": v for m, v in self.validate(s).items()})
-            history.record(record, s.history)
+                total += loss * rows_seen if per_sample else loss
+            column.append(total / n if per_sample else total)
+            if names:
+                summed = self.parallel.sum_counts(dict(zip(names, counts, strict=True)))
+                for m in names:
+                    columns[m].append(summed[m] / n)
+        if self.validate is not None:  # one epoch at a time (validation reads the model of that epoch)
+            columns.update({f"val_{m}": [v] for m, v in self.validate(s).items()})
+        history.record_many(columns, s.history)
 
     def _report(self, s: TrainingState, history: History, called: list[Callback],
                 final: bool) -> tuple[TrainingState, bool]:
