@@ -17,6 +17,8 @@ from .io.checkpoint import load, save
 from .nn import (
     ELU,
     GELU,
+    GRU,
+    LSTM,
     MSE,
     SSE,
     AvgPool2D,
@@ -28,15 +30,20 @@ from .nn import (
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPoolTime,
     Identity,
+    LastStep,
     Layer,
     LayerNorm,
     LeakyReLU,
     Loss,
     MaxPool2D,
+    MultiHeadAttention,
+    PositionalEmbedding,
     ReLU,
     Residual,
     Sigmoid,
@@ -58,10 +65,11 @@ from .optim import (
 )
 from .train import Callback, EarlyStopping, EpochEvent, History, Sequential, StepEvent
 
-__all__ = ["ELU", "GELU", "MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BatchNorm1d", "BatchNorm2d", "BinaryCrossEntropy",
-           "Callback", "Context", "Conv1D", "Conv2D", "CosineAnnealing", "Dense", "Dropout", "EarlyStopping",
-           "EpochEvent", "ExponentialLR", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "History", "Identity",
-           "Layer", "LayerNorm", "LeakyReLU", "Loss", "MaxPool2D", "Optimizer", "ReLU", "Residual", "Schedule",
-           "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent", "StepLR",
-           "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host", "interop",
-           "load", "recipes", "save", "to_numpy"]
+__all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BatchNorm1d", "BatchNorm2d",
+           "BinaryCrossEntropy", "Callback", "Context", "Conv1D", "Conv2D", "CosineAnnealing", "Dense", "Dropout",
+           "EarlyStopping", "Embedding", "EpochEvent", "ExponentialLR", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D",
+           "GlobalAvgPoolTime", "History", "Identity", "LastStep", "Layer", "LayerNorm", "LeakyReLU", "Loss",
+           "MaxPool2D", "MultiHeadAttention", "Optimizer", "PositionalEmbedding", "ReLU", "Residual", "Schedule",
+           "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent", "StepLR", "Tanh",
+           "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host", "interop", "load",
+           "recipes", "save", "to_numpy"]
