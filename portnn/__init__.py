@@ -56,20 +56,22 @@ from .nn import (
 from .optim import (
     SGD,
     Adam,
+    AdamW,
     CosineAnnealing,
     ExponentialLR,
     Optimizer,
+    RMSprop,
     Schedule,
     StepLR,
     clip_by_global_norm,
 )
 from .train import Callback, EarlyStopping, EpochEvent, History, Sequential, StepEvent
 
-__all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AvgPool2D", "BatchNorm1d", "BatchNorm2d",
-           "BinaryCrossEntropy", "Callback", "Context", "Conv1D", "Conv2D", "CosineAnnealing", "Dense", "Dropout",
-           "EarlyStopping", "Embedding", "EpochEvent", "ExponentialLR", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D",
-           "GlobalAvgPoolTime", "History", "Identity", "LastStep", "Layer", "LayerNorm", "LeakyReLU", "Loss",
-           "MaxPool2D", "MultiHeadAttention", "Optimizer", "PositionalEmbedding", "ReLU", "Residual", "Schedule",
-           "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent", "StepLR", "Tanh",
-           "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host", "interop", "load",
-           "recipes", "save", "to_numpy"]
+__all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AdamW", "AvgPool2D", "BatchNorm1d",
+           "BatchNorm2d", "BinaryCrossEntropy", "Callback", "Context", "Conv1D", "Conv2D", "CosineAnnealing", "Dense",
+           "Dropout", "EarlyStopping", "Embedding", "EpochEvent", "ExponentialLR", "Flatten", "GlobalAvgPool1D",
+           "GlobalAvgPool2D", "GlobalAvgPoolTime", "History", "Identity", "LastStep", "Layer", "LayerNorm", "LeakyReLU",
+           "Loss", "MaxPool2D", "MultiHeadAttention", "Optimizer", "PositionalEmbedding", "RMSprop", "ReLU", "Residual",
+           "Schedule", "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent",
+           "StepLR", "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host",
+           "interop", "load", "recipes", "save", "to_numpy"]
