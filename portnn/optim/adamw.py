@@ -79,8 +79,9 @@ class AdamW(Checked, Optimizer):
         if first is None or self.weight_decay == 0.0:
             return params
         factor = 1.0 - lr * self.weight_decay
-        if not isinstance(factor, float):  # a schedule's 0-d float64 rate: rounded once to the parameters' dtype
-            factor = array_api_compat.array_namespace(first).astype(factor, first.dtype)
+        if type(factor) is not float:  # from a schedule's 0-d float64 rate (NumPy: a float64 scalar, which would
+            xp = array_api_compat.array_namespace(first)  # promote float32): rounded once to the parameters' dtype
+            factor = xp.astype(factor, first.dtype)
         return [{n: p * factor if self.decays(qualified_names[n]) else p for n, p in layer.items()}
                 for layer, qualified_names in zip(params, names, strict=True)]
 
