@@ -52,12 +52,9 @@ class MultiHeadAttention(Checked, Layer):
     def init(self, rng: Any) -> dict[str, Any]:
         """in_proj_weight xavier_uniform, then out_proj_weight U(-1/sqrt(E), 1/sqrt(E)); biases zeros (not drawn)."""
         shapes = self.param_shapes()
-        params = {"in_proj_weight": glorot_uniform(rng, shapes["in_proj_weight"]),
-                  "out_proj_weight": torch_default(rng, shapes["out_proj_weight"])}
-        if self.bias:
-            params |= {"in_proj_bias": host_random.zeros(shapes["in_proj_bias"]),
-                       "out_proj_bias": host_random.zeros(shapes["out_proj_bias"])}
-        return {k: params[k] for k in shapes}
+        weights = {"in_proj_weight": glorot_uniform(rng, shapes["in_proj_weight"]),
+                   "out_proj_weight": torch_default(rng, shapes["out_proj_weight"])}
+        return {k: weights[k] if k in weights else host_random.zeros(shape) for k, shape in shapes.items()}
 
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         if len(shape) != 3 or shape[2] != self.embed_dim or shape[1] < 1:

@@ -97,7 +97,7 @@ class _Recurrent(Checked, Layer):
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         xp, h = ctx.xp, self.hidden_size
-        grads: Grads = {}
+        found: Grads = {}
         dxs = None
         for d, s in enumerate(self._suffixes()):
             seq, hs, kept = saved[d]
@@ -112,13 +112,13 @@ class _Recurrent(Checked, Layer):
             hprev = xp.concat([xp.zeros((1, *hs.shape[1:]), dtype=hs.dtype, device=ctx.device), hs[:-1, ...]], axis=0)
             da_i, da_h = self._steps_back(w, kept, dhs, hprev, ctx)
             da_i2, da_h2 = rows(da_i, xp), rows(da_h, xp)  # every (step, sample) pair is one row
-            grads |= {"weight_ih" + s: da_i2.mT @ rows(seq, xp), "weight_hh" + s: da_h2.mT @ rows(hprev, xp),
-                      "bias_ih" + s: xp.sum(da_i2, axis=0), "bias_hh" + s: xp.sum(da_h2, axis=0)}
+            found.update({"weight_ih" + s: da_i2.mT @ rows(seq, xp), "weight_hh" + s: da_h2.mT @ rows(hprev, xp),
+                          "bias_ih" + s: xp.sum(da_i2, axis=0), "bias_hh" + s: xp.sum(da_h2, axis=0)})
             if ctx.need_dx:
                 dseq = da_i @ w["weight_ih"]
                 dseq = xp.flip(dseq, axis=0) if s else dseq
                 dxs = dseq if dxs is None else dxs + dseq
-        grads = {name: grads[name] for name in self.param_shapes()}  # torch's order
+        grads = {name: found[name] for name in self.param_shapes()}  # torch's order
         return (xp.permute_dims(dxs, (1, 0, 2)) if dxs is not None else None), grads
 
     def config(self) -> dict[str, Any]:
