@@ -60,7 +60,7 @@ def test_matches_torch(case, name: str) -> None:
     value, grad = _ours(loss, logits, y, case)
     assert value.dtype == grad.dtype == case.dtype
     assert tuple(grad.shape) == logits.shape
-    tol = 1e-10 if case.dtype_name == "float64" else 1e-5  # float32: measured <= 5e-7 here
+    tol = 1e-10 if case.dtype_name == "float64" else 1e-5  # measured: <= 1.3e-15 (float64), <= 4.6e-7 (float32)
     assert abs(float(to_numpy(value)) - ref) <= tol * max(1.0, abs(ref))
     np.testing.assert_allclose(to_numpy(grad), ref_grad, rtol=0, atol=tol)
 

@@ -21,7 +21,7 @@ RNG = np.random.default_rng(31)
 START = [{n: RNG.standard_normal(s) for n, s in layer.param_shapes().items()} for layer in LAYERS]
 GRADS = [[{n: RNG.standard_normal(s) for n, s in layer.param_shapes().items()} for layer in LAYERS]
          for _ in range(100)]
-STEPS_ATOL = 1e-12  # 100 steps, float64 (measured: at most 1.1e-15)
+STEPS_ATOL = 1e-12  # 100 steps, float64 (measured: at most 2.7e-15, RMSprop with momentum)
 # the default rule: weights of Dense (also inside Residual), GRU and attention; not biases, LayerNorm, Embedding
 DEFAULT_DECAYED = {(0, "weight"), (2, "0.weight"), (4, "weight_ih"), (4, "weight_hh"), (6, "in_proj_weight"),
                    (6, "out_proj_weight")}
