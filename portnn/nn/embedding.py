@@ -52,7 +52,7 @@ class Embedding(Checked, Layer):
         self._integers(x, xp, where)
         if 0 in tuple(x.shape):
             return
-        low, high = int(host.to_float(xp.min(x))), int(host.to_float(xp.max(x)))  # one read of the range
+        low, high = (int(v) for v in host.to_numpy(xp.stack([xp.min(x), xp.max(x)])))  # one read of the range
         if low < 0 or high >= self.num_embeddings:
             bad = low if low < 0 else high
             raise ValueError(f"{where} ({self!r}): token ids must lie in [0, {self.num_embeddings}), got id {bad} "
