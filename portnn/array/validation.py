@@ -173,6 +173,21 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Items:
+    """A list or tuple whose every item ``rule`` accepts (each named ``name[i]``), returned as a tuple."""
+
+    rule: Rule
+
+    def describe(self) -> str:
+        return f"a list of {self.rule.describe()}"
+
+    def __call__(self, value: Any, name: str, owner: str) -> tuple[Any, ...]:
+        if not isinstance(value, tuple | list):
+            raise _fail(owner, name, self.describe(), value, ArgumentTypeError)
+        return tuple(self.rule(item, f"{name}[{i}]", owner) for i, item in enumerate(value))
+
+
+@dataclass(frozen=True)
 class Function:
     """A callable (a progress callback, a layer factory)."""
 

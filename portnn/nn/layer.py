@@ -93,6 +93,11 @@ class Layer:
         """Shape of the output for an input of ``shape``; ValueError naming ``where`` if it does not fit."""
         return shape
 
+    def check_input(self, x: Array, xp: Namespace, where: str) -> None:
+        """Raise (naming ``where``) if the values of ``x`` cannot be this layer's input, e.g. token ids out of range;
+        for the first layer's input, called once per fit/predict before any work (at most one host read), never
+        inside a step: ``forward`` must not depend on it. Nothing to check by default."""
+
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         """(output, what backward needs) for input ``x``."""
         raise NotImplementedError

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_extra as xpx
@@ -10,6 +11,7 @@ import array_api_extra as xpx
 from ..array import host
 from ..array.placement import dtype_label
 from ..array.types import Array, Namespace
+from ..array.validation import Integer, Optional
 from .layer import Context
 
 LOSSES: dict[str, type[Loss]] = {}  # every public Loss subclass by class name (checkpoints rebuild it)
@@ -85,44 +87,70 @@ class MSE(Loss):
 
 
 class SoftmaxCrossEntropy(Loss):
-    """Mean cross-entropy of softmax(logits) against integer class labels (batch,) or one-hot targets (batch, k).
+    """Mean cross-entropy of softmax(logits) over the last axis against integer class labels or one-hot targets:
+    logits (batch, k) with labels (batch,) or targets (batch, k); per position, logits (batch, ..., k) with labels
+    (batch, ...) or targets (batch, ..., k), averaged over every position (torch's CrossEntropyLoss).
 
+    ``ignore_index`` (labels only; None by default, minGPT uses -1): positions with that label count for nothing,
+    and the mean is over the counted positions; a batch with none gives loss 0 and zero gradient (torch: nan).
     Computed from logits with the log-sum-exp shift, so large logits cannot overflow."""
 
+    def __init__(self, ignore_index: int | None = None) -> None:
+        self.ignore_index = Optional(Integer())(ignore_index, "ignore_index", "SoftmaxCrossEntropy")
+
     def check(self, out_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
-        if len(out_shape) != 2 or tuple(y_shape) not in ((out_shape[0],), tuple(out_shape)):
+        if len(out_shape) < 2 or tuple(y_shape) not in (tuple(out_shape[:-1]), tuple(out_shape)):
             raise ValueError(
                 f"SoftmaxCrossEntropy: y has shape {tuple(y_shape)}; with logits of shape {tuple(out_shape)} it "
-                f"must be class labels of shape ({out_shape[0]},) or one-hot targets of shape {tuple(out_shape)}"
+                f"must be class labels of shape {tuple(out_shape[:-1])} or one-hot targets of shape "
+                f"{tuple(out_shape)}"
             )
-        if out_shape[1] < 2:
-            raise ValueError(f"SoftmaxCrossEntropy: the network outputs {out_shape[1]} logit per sample (shape "
+        if out_shape[-1] < 2:
+            raise ValueError(f"SoftmaxCrossEntropy: the network outputs {out_shape[-1]} logit per sample (shape "
                              f"{tuple(out_shape)}); a softmax needs at least 2 classes: for one output use "
                              "BinaryCrossEntropy")
 
     def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
-        if y.ndim == 2:  # one-hot or soft targets: probabilities
+        k = out_shape[-1]
+        if y.ndim == len(out_shape):  # one-hot or soft targets: probabilities
             self._in_unit_interval(y, xp, "one-hot targets y")
             return
         if not xp.isdtype(y.dtype, "integral"):  # bool or float labels would be silently cast or one-hot wrongly
             raise TypeError(f"SoftmaxCrossEntropy: class labels y (shape {tuple(y.shape)}) must have an integer "
                             f"dtype, got {dtype_label(y.dtype)}; convert them (e.g. y.astype(int)) or pass one-hot "
-                            f"targets of shape ({y.shape[0]}, {out_shape[1]})")
+                            f"targets of shape {(*tuple(y.shape), k)}")
+        if self.ignore_index is not None:  # the range of the counted labels (ignored ones read as 0)
+            y = xp.where(y == self.ignore_index, 0, y)
         low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))  # one host read of the range, once per call
-        if low < 0 or high >= out_shape[1]:
-            raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {out_shape[1]}) for "
-                             f"{out_shape[1]} logits, got labels from {low:g} to {high:g}")
+        if low < 0 or high >= k:
+            also = "" if self.ignore_index is None else f" (or {self.ignore_index}, the ignore_index)"
+            raise ValueError(f"SoftmaxCrossEntropy: class labels must be in [0, {k}){also} for {k} logits, got "
+                             f"labels from {low:g} to {high:g}")
 
     def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Any]:
-        xp = ctx.xp
-        z = out - xp.max(out, axis=1, keepdims=True)
-        logp = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
-        target = y if y.ndim == 2 else xpx.one_hot(y, out.shape[1], dtype=out.dtype, xp=xp)
-        return -xp.sum(target * logp) / float(out.shape[0]), (xp.exp(logp), target)
+        xp, k = ctx.xp, out.shape[-1]
+        z = out - xp.max(out, axis=-1, keepdims=True)
+        logp = z - xp.log(xp.sum(xp.exp(z), axis=-1, keepdims=True))
+        if y.ndim == out.ndim or self.ignore_index is None:  # every position counts
+            target = y if y.ndim == out.ndim else xpx.one_hot(y, k, dtype=out.dtype, xp=xp)
+            count = float(math.prod(out.shape[:-1]))
+            return -xp.sum(target * logp) / count, (xp.exp(logp), target, count)
+        counted = y != self.ignore_index
+        target = xpx.one_hot(xp.where(counted, y, 0), k, dtype=out.dtype, xp=xp)
+        weight = xp.astype(counted, out.dtype)[..., None]
+        weight = weight / xp.maximum(xp.sum(weight), 1.0)  # (..., 1): 1 / count where counted; no count: 0, not nan
+        return -xp.sum(target * logp * weight), (xp.exp(logp), target, weight)
 
     def backward(self, saved: Any, ctx: Context) -> Array:
-        p, target = saved
-        return (p - target) / float(p.shape[0])
+        p, target, per = saved  # per: the number of positions, or each position's weight (ignore_index)
+        return (p - target) / per if isinstance(per, float) else (p - target) * per
+
+    def config(self) -> dict[str, Any]:
+        return {} if self.ignore_index is None else {"ignore_index": self.ignore_index}
+
+    def __repr__(self) -> str:
+        return "SoftmaxCrossEntropy()" if self.ignore_index is None else \
+            f"SoftmaxCrossEntropy(ignore_index={self.ignore_index})"
 
 
 class BinaryCrossEntropy(Loss):

@@ -7,6 +7,7 @@ optimizer_state``), never by the optimizer object, so one optimizer can serve se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..array.types import Device, Namespace, Params
@@ -42,6 +43,11 @@ class Optimizer:
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, self._check(name, value))
+
+    def bind(self, layers: Sequence[Any]) -> Optimizer:
+        """Tell the optimizer which layers the parameter trees it will update belong to (one per tree entry), for
+        rules by layer type (AdamW's weight decay); the trainer calls it once per fit. Nothing by default."""
+        return self
 
     def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(slots shaped like the parameters, 0-d counters) ``init_state`` creates, e.g. (('m', 'v'), ('step',))."""
