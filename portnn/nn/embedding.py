@@ -26,6 +26,7 @@ class Embedding(Checked, Layer):
     """Integer ids (N, ...) -> rows of ``weight`` (num_embeddings, embedding_dim): (N, ..., embedding_dim)."""
 
     constraints: ClassVar[dict[str, Rule]] = {"num_embeddings": COUNT, "embedding_dim": COUNT}
+    integer_input = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim

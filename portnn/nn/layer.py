@@ -62,6 +62,7 @@ class Layer:
     """Base class: no parameters, no state, identity shapes. Subclasses implement ``forward`` and ``backward``."""
 
     keyed: ClassVar[bool] = False
+    integer_input: ClassVar[bool] = False  # takes integer ids (Embedding): a model's integer X is not cast to float
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

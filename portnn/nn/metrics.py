@@ -1,6 +1,7 @@
 """Metrics besides the loss, as counts summed over batches (one host transfer per epoch, not per batch).
 
-A metric is ``f(out, y, xp, threshold) -> 0-d array`` in the output's dtype: the sum of per-sample scores of a batch.
+A metric is ``f(out, y, xp, loss) -> 0-d array`` in the output's dtype: the sum of per-sample scores of a batch
+(the loss tells how to read the outputs: logits or probabilities, which target positions are ignored).
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ from typing import Any
 
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 
-Metric = Callable[[Any, Any, Any, float], Any]
+Metric = Callable[[Any, Any, Any, Any], Any]
 
 
-def correct(out: Any, y: Any, xp: Any, threshold: float = 0.5) -> Any:
-    """Number of correctly classified samples. Several outputs: argmax against labels (batch,) or one-hot targets;
-    one output column: ``out > threshold`` against ``y > 0.5`` (0.5 for probabilities, 0.0 for logits)."""
-    if out.ndim == 2 and out.shape[1] > 1:
-        predicted = xp.argmax(out, axis=1)
-        target = y if y.ndim == 1 else xp.argmax(y, axis=1)
+def correct(out: Any, y: Any, xp: Any, loss: Loss | None = None) -> Any:
+    """Number of correctly classified samples. Several outputs (the last axis): argmax against class labels or
+    one-hot targets, and a sample of a sequence (N, T, classes) counts when every position it is scored on is
+    right (positions labelled with the loss's ``ignore_index`` are not scored); one output column: ``out >
+    threshold`` against ``y > 0.5`` (``threshold``: 0.5 for probabilities, 0.0 for logits)."""
+    if out.ndim >= 2 and out.shape[-1] > 1:
+        predicted = xp.argmax(out, axis=-1)
+        target = y if y.ndim == out.ndim - 1 else xp.argmax(y, axis=-1)
         hits = predicted == target
+        ignore = getattr(loss, "ignore_index", None)
+        if ignore is not None and y.ndim == out.ndim - 1:
+            hits = hits | (y == ignore)
     else:
-        hits = (out > threshold) == (y > 0.5)
-        if hits.ndim == 2:
-            hits = xp.all(hits, axis=1)
+        hits = (out > threshold(loss)) == (y > 0.5)
+    if hits.ndim > 1:
+        hits = xp.all(xp.reshape(hits, (hits.shape[0], -1)), axis=1)
     return xp.sum(xp.astype(hits, out.dtype))
 
 
@@ -45,6 +51,6 @@ def defaults(loss: Loss) -> list[str]:
     return ["accuracy"] if isinstance(loss, SoftmaxCrossEntropy | BinaryCrossEntropy) else []
 
 
-def threshold(loss: Loss) -> float:
+def threshold(loss: Loss | None) -> float:
     """Decision threshold of a one-column output: 0 for logits (BinaryCrossEntropy), 0.5 for probabilities."""
     return 0.0 if isinstance(loss, BinaryCrossEntropy) else 0.5

@@ -167,7 +167,8 @@ def fit(
     net.stop_training = False
     use = policy(p, settings.compile)
     while True:
-        step = Step(net.layers, settings.loss, settings.optimizer, p, net.seed, settings.clip_norm)
+        step = Step(net.layers, settings.loss, settings.optimizer, p, net.seed, settings.clip_norm,
+                    use.compiler.scan if use.compiler.loops else None)
         kernels = _kernels(net, step, use, settings, parallel)
         trainer = Trainer(net, kernels, parallel=parallel, callbacks=settings.callbacks, validate=_validator(
             step, val, settings), rates=Rates(settings.schedule, getattr(settings.optimizer, "lr", 0.0)),

@@ -39,12 +39,30 @@ def as_model_dtype(x: Array, p: Placement) -> Array:
     return x if x.dtype == p.dtype else p.xp.astype(x, p.dtype)
 
 
+def first_input(net: Any, x: Array, xp: Namespace, where: str) -> None:
+    """The first layer's check of the input's values (token ids in range), once per call before any work."""
+    if net.layers:
+        net.layers[0].check_input(x, xp, f"{where}: layer 0")
+
+
+def as_input(net: Any, x: Array, p: Placement) -> Array:
+    """X as the first layer takes it: in the model's dtype, or as integer ids (Embedding)."""
+    if net.layers and net.layers[0].integer_input and xp_integral(p.xp, x):
+        return x
+    return as_model_dtype(x, p)
+
+
+def xp_integral(xp: Namespace, x: Array) -> bool:
+    return bool(xp.isdtype(x.dtype, "integral"))
+
+
 def inputs(net: Any, X: Any, where: str) -> tuple[Placement, Array]:
-    """(placement, X) of an inference call (predict): checked, the model placed, X in its dtype."""
+    """(placement, X) of an inference call (predict): checked, the model placed, X as the first layer takes it."""
     xp, device, arrays = resolve(net, {"X": X}, where)
     output_shape(net, tuple(arrays["X"].shape), where)
+    first_input(net, arrays["X"], xp, where)
     p = net.place(xp, device, arrays["X"])
-    return p, as_model_dtype(arrays["X"], p)
+    return p, as_input(net, arrays["X"], p)
 
 
 def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
@@ -61,10 +79,12 @@ def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
             raise ValueError(f"{where}: {xn} has shape {tuple(xa.shape)} and {yn} has shape {tuple(ya.shape)}; they "
                              "need the same number of rows (samples)")
         out_shape = output_shape(net, tuple(xa.shape), where if xn == "X" else f"{where} ({xn})")
+        first_input(net, xa, xp, where if xn == "X" else f"{where} ({xn})")
         loss.check(out_shape, tuple(ya.shape))
         loss.check_targets(ya, out_shape, xp)
         labels[yn] = not xp.isdtype(ya.dtype, "real floating") and ya.ndim < len(out_shape)  # class labels
     p = net.place(xp, device, arrays["X"])
-    cast = {name: a if labels.get(name) else as_model_dtype(a, p) for name, a in arrays.items()}
+    cast = {name: a if labels.get(name) else as_input(net, a, p) if name.startswith("X") else as_model_dtype(a, p)
+            for name, a in arrays.items()}
     val = (cast["X_val"], cast["y_val"]) if validation is not None else None
     return p, cast["X"], cast["y"], val

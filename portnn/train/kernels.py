@@ -37,7 +37,6 @@ class Kernels:
         self.xp, self.device, self.dtype = ctx.xp, ctx.device, ctx.dtype
         self.index = step.placement.index_dtype
         assert step.loss is not None
-        self.threshold = metrics.threshold(step.loss)
         self._built: dict[str, Callable[..., Any]] = {}
 
     # ---- the carry --------------------------------------------------------------------------------------------
@@ -54,7 +53,7 @@ class Kernels:
     def counts(self, out: Array, yb: Array) -> list[Array]:
         """The metric counts of one batch (0-d arrays in the model's dtype), in the order of ``names``."""
         xp = self.xp
-        return [xp.astype(metrics.METRICS[n](out, yb, xp, self.threshold), self.dtype) for n in self.names]
+        return [xp.astype(metrics.METRICS[n](out, yb, xp, self.step.loss), self.dtype) for n in self.names]
 
     def _row(self, value: Array, out: Array, yb: Array) -> Array:
         """[loss, metric counts...] of one step, in the model's dtype."""

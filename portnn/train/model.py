@@ -205,7 +205,8 @@ class Sequential:
         key = ("inference", signature(self.layers), p.describe(), str(p.device), use.method)
         fn = self._compiled.get(key)
         if fn is None:
-            step = self.step()
+            step = Step(self.layers, self.loss, self.optimizer, p, self.seed, self.clip_norm,
+                        use.scan if use.loops else None)
 
             def forward(params: Params, state: Params, x: Array) -> Array:
                 return step.forward(params, state, x)[0]

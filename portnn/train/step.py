@@ -27,12 +27,15 @@ class Step:
     keys are (seed, layer index, epoch, batch))."""
 
     def __init__(self, layers: list[Layer], loss: Loss | None, optimizer: Optimizer | None, placement: Placement,
-                 seed: int, clip_norm: float | None = None) -> None:
+                 seed: int, clip_norm: float | None = None, scan: Any = None) -> None:
         self.layers, self.loss, self.optimizer, self.seed = tuple(layers), loss, optimizer, seed
+        if optimizer is not None:
+            optimizer.bind(self.layers)  # an optimizer whose update depends on the layers (AdamW's decay)
         self.clip_norm = clip_norm  # gradient clipping by global norm before the update (None: none)
         self.placement = p = placement
-        self.training = Context(p.xp, p.device, p.dtype, training=True)
-        self.inference = Context(p.xp, p.device, p.dtype, training=False)
+        # ``scan``: the compiler's loop for recurrent layers (jax.lax.scan under jax.jit); None: a Python loop
+        self.training = Context(p.xp, p.device, p.dtype, training=True, scan=scan)
+        self.inference = Context(p.xp, p.device, p.dtype, training=False, scan=scan)
         self.first = replace(self.training, need_dx=False)  # the first layer: no gradient for the input
         self.keyed = frozenset(i for i, layer in enumerate(layers) if layer.keyed)
         self.stateful = frozenset(i for i, layer in enumerate(layers) if layer.state_shapes())

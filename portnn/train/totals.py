@@ -15,7 +15,7 @@ class Totals:
     """Sums the batch losses (weighted by rows for a mean-reduction loss) and metric counts of one pass."""
 
     def __init__(self, loss: Loss, names: list[str], xp: Namespace) -> None:
-        self.per_sample, self.threshold = loss.reduction != "sum", metrics.threshold(loss)
+        self.per_sample, self.loss = loss.reduction != "sum", loss
         self.names, self.xp = names, xp
         self.reset()
 
@@ -30,7 +30,7 @@ class Totals:
         if not self.names:
             return
         for name in self.names:
-            count = metrics.METRICS[name](out, y, self.xp, self.threshold)
+            count = metrics.METRICS[name](out, y, self.xp, self.loss)
             self.counts[name] = count if name not in self.counts else self.counts[name] + count
 
     def result(self, rows: int, sum_counts: Callable[[dict[str, float]], dict[str, float]] | None = None
