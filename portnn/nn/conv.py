@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import BOOLEAN
 from . import windows
 from .init import bias as draw_bias
 from .init import check_bias_init, initializer
@@ -28,7 +29,7 @@ class Conv2D(Layer):
         self.kernel_size = windows.pair(kernel_size, "kernel_size", "Conv2D", 1)
         self.stride = windows.pair(stride, "stride", "Conv2D", 1)
         self.padding = windows.pair(padding, "padding", "Conv2D", 0)
-        self.bias, self.initializer = bool(bias), init
+        self.bias, self.initializer = BOOLEAN(bias, "bias", "Conv2D"), init  # 'no' or 0: a typo
         self._draw = initializer(init)  # fails early on an unknown initialiser name
         self.bias_init = check_bias_init(bias_init, "Conv2D")
 
