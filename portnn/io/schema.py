@@ -160,9 +160,10 @@ def _construct(cls: type, config: Any, where: str) -> Any:
         raise Invalid(f"{where} ({cls.__name__}): {type(err).__name__}: {err}") from err
 
 
-def _kind(value: Any, known: dict[str, type], where: str) -> type:
+def _kind(value: Any, known: dict[str, type], where: str, hint: str = "") -> type:
+    """The class named ``value`` among ``known``; Invalid naming the type, the known ones and ``hint`` otherwise."""
     if not isinstance(value, str) or value not in known:
-        raise Invalid(f"{where} has unknown type {short(value)}; known: {', '.join(known)}")
+        raise Invalid(f"{where} has unknown type {short(value)}; known: {', '.join(known)}{hint}")
     return known[value]
 
 
@@ -200,7 +201,11 @@ def _layer(spec: Any, where: str) -> Layer:
     if not isinstance(spec, dict):
         raise Invalid(f"{where} must be a JSON object, got {type(spec).__name__} {short(spec)}")
     config = dict(spec)
-    cls = _kind(config.pop("type", None), LAYER_TYPES, where)
+    kind = config.pop("type", None)
+    # a layer class of the user's own registers itself when its module is imported (portnn.nn.layer)
+    cls = _kind(kind, LAYER_TYPES, where, "" if not isinstance(kind, str) else
+                f". If {short(kind)} is a Layer subclass of your own, define or import the module that defines this "
+                "Layer subclass before load()")
     if getattr(cls, "nested", False):  # a container (Residual): its inner layers are specs of their own
         inner = config.pop("layers", None)
         if not isinstance(inner, list):
