@@ -54,6 +54,8 @@ class Conv2D(Layer):
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"{where} ({self!r}) expects input of shape (batch, {self.in_channels}, height, width), "
                              f"got shape {tuple(shape)}")
+        for axis, size, k, pad in zip(("height", "width"), shape[2:], self.kernel_size, self.padding, strict=True):
+            windows.check_padding(size, k, pad, axis, f"{where} ({self!r})")
         oh, ow = self._out_hw(shape[2], shape[3])
         if oh < 1 or ow < 1:
             raise ValueError(f"{where} ({self!r}): input of shape {tuple(shape)} is too small for kernel "

@@ -63,6 +63,7 @@ class Conv1D(Layer):
         if len(shape) != 3 or shape[1] != self.in_channels:
             raise ValueError(f"{where} ({self!r}) expects input of shape (batch, {self.in_channels}, length), "
                              f"got shape {tuple(shape)}")
+        windows.check_padding(shape[2], self.kernel_size, self.padding, "length", f"{where} ({self!r})")
         out = self._out_length(shape[2])
         if out < 1:
             raise ValueError(f"{where} ({self!r}): input of shape {tuple(shape)} is too short for kernel "
