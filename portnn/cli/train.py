@@ -66,6 +66,18 @@ def _start(args: argparse.Namespace) -> tuple[recipes.Recipe, Sequential, bool]:
     return recipe, net, True
 
 
+def _check_fits(net: Sequential, recipe: recipes.Recipe, x_shape: tuple[int, ...], y_shape: tuple[int, ...],
+                path: str) -> None:
+    """The --resume model takes the example's inputs and its loss its targets, before anything is printed."""
+    assert net.loss is not None  # _start refused a file without one
+    where = f"--resume {path}: the model does not fit example {recipe.name!r}"
+    out = net._check_shapes(x_shape, f"{where} (inputs of shape {x_shape})")
+    try:
+        net.loss.check(out, y_shape)
+    except ValueError as err:
+        raise ValueError(f"{where} (targets of shape {y_shape}): {err}") from err
+
+
 class Report(Callback):
     """The progress bar and the printed lines: the loss (and metrics) of epoch 1 and of every tenth of training.
     It runs every tenth (``every``), so a compiled full-batch run trains each tenth as one compiled loop; the lines
@@ -118,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         return host.from_numpy(data, xp, device=device, dtype=None)
 
     X_host, y_host = recipe.data()
+    if resumed:
+        _check_fits(net, recipe, X_host.shape, y_host.shape, args.resume)
     X, y = put(X_host), put(y_host)
     test = None if recipe.test_data is None else tuple(put(a) for a in recipe.test_data())
     batch_size = args.batch_size if args.batch_size is not None else net.info.get("batch_size", recipe.batch_size)

@@ -182,6 +182,7 @@ def _load(archive: Archive | SafetensorsArchive) -> Sequential:
     for header in headers:
         arrays[header.name] = archive.read(header)
         schema.check_finite(header.name, arrays[header.name])
+        schema.check_range(header.name, arrays[header.name])
     stored = {n.partition("/")[2]: arrays[n] for n in (*params, *layer_state)}
     net = Sequential.from_state_dict(*arch.layers, state=stored, seed=arch.seed, dtype=arch.dtype)
     net.epoch = arch.epoch
