@@ -126,13 +126,20 @@ def load(path: str | os.PathLike) -> Sequential:
 
     Parameters and optimizer state stay on the host until the model first sees data or ``to()`` moves it, so a
     model saved from one backend loads on any other. A damaged file is a ValueError 'load: PATH: ...' naming the
-    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are."""
+    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are. A .safetensors file
+    is checked against the SHA-256 digests ``save`` writes; one without them (an older or foreign file) loads with
+    ``net.info['provenance']`` saying so (``portnn.io.safetensors_file``)."""
     with _open(path) as (file, size):
         try:
-            archive = SafetensorsArchive(path, size) if safetensors_file.is_safetensors(path) else Archive(file, size)
-            return _load(archive)
+            archive = SafetensorsArchive(path, size, file) if safetensors_file.is_safetensors(path) else \
+                Archive(file, size)
+            net = _load(archive)
         except Invalid as err:
             raise ValueError(f"load: {path}: {err}") from err
+    provenance = getattr(archive, "provenance", None)  # a .safetensors file without digests: said, not refused
+    if provenance is not None:
+        net.info = {**net.info, "provenance": provenance}
+    return net
 
 
 @contextlib.contextmanager
