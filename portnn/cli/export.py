@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     paths.output_file(args.onnx, "--onnx", (".onnx",))
     paths.output_file(args.safetensors, "--safetensors", (".safetensors",))
+    paths.not_inputs({"--onnx": args.onnx, "--safetensors": args.safetensors}, {"--model": args.model})
     if args.onnx is None and args.safetensors is None:
         raise ValueError("give --onnx FILE.onnx and/or --safetensors FILE.safetensors: nothing to write")
     if args.onnx:

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     paths.input_file(args.input, "--input")
     paths.output_file(args.output, "--output", (".npy",))
+    paths.not_inputs({"--output": args.output}, {"--model": args.model, "--input": args.input})
     compile = compile_choice(args)
     threads.use_threads(args.threads)
     net = checkpoint.load(args.model)

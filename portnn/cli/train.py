@@ -108,6 +108,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     paths.input_file(args.resume, "--resume")
     paths.output_file(args.save, "--save", (".npz", ".safetensors"))
     paths.output_file(args.plot, "--plot", plot.SUFFIXES)
+    # --save over --resume is the resume workflow (the file is replaced atomically, after training)
+    paths.not_inputs({"--save": args.save, "--plot": args.plot}, {"--resume": args.resume},
+                     allowed=(("--save", "--resume"),))
     if args.plot:
         plot.require()  # matplotlib missing: say so now, not after training
 
