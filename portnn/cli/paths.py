@@ -8,9 +8,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..io import safetensors_file
+
 
 def _refuse(option: str, path: str | os.PathLike, why: str) -> ValueError:
     return ValueError(f"{option} {path}: {why}")
+
+
+def _packages(path: str | os.PathLike, option: str) -> None:
+    """The optional package that reads and writes ``path``'s format (chosen by its suffix) is installed: a missing
+    one is said before any work, not after training."""
+    if safetensors_file.is_safetensors(path):
+        try:
+            safetensors_file.require()
+        except ImportError as err:
+            raise ImportError(f"{option} {path}: {err}") from err
 
 
 def _writable_folder(folder: Path, option: str, path: str | os.PathLike) -> None:
@@ -49,6 +61,7 @@ def output_file(path: str | os.PathLike | None, option: str, suffixes: tuple[str
     if p.suffix.lower() not in suffixes:
         raise _refuse(option, path, f"the file name must end in {' or '.join(suffixes)}")
     _writable_folder(p.parent, option, path)
+    _packages(path, option)
     return p
 
 
@@ -77,6 +90,7 @@ def input_file(path: str | os.PathLike | None, option: str) -> Path | None:
         raise _refuse(option, path, "is not a regular file")
     if not os.access(p, os.R_OK):
         raise _refuse(option, path, "is not readable (permission denied)")
+    _packages(path, option)
     return p
 
 

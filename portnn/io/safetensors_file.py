@@ -36,13 +36,20 @@ PROVENANCE = "safetensors without a portnn digest: its tensors and metadata coul
 _CHUNK = 1 << 20  # bytes hashed at a time while checking the data section
 
 
+MISSING = '.safetensors files need the safetensors package: pip install "portnn[safetensors]"'
+
+
 def _library() -> Any:
     try:
         import safetensors.numpy
     except ImportError as err:  # an optional extra
-        raise ImportError('.safetensors checkpoints need the safetensors package: pip install "portnn[safetensors]"'
-                          ) from err
+        raise ImportError(MISSING) from err
     return safetensors
+
+
+def require() -> None:
+    """Raise ImportError with the install command when the safetensors package is missing (call it before work)."""
+    _library()
 
 
 def is_safetensors(path: str | os.PathLike) -> bool:
