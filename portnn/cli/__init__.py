@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "predict", "export", "backends", "bench", "parity")
+COMMANDS = ("train", "predict", "export", "summary", "backends", "bench", "parity")
 
 
 def main(argv: list[str] | None = None) -> int:

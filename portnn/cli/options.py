@@ -27,6 +27,17 @@ def non_negative_int(text: str) -> int:
     return _int(text, 0)
 
 
+def sample_shape(text: str) -> tuple[int, ...]:
+    """One sample's shape without the batch axis, as positive ints separated by commas ('1,8,8'; export, summary)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"must be positive ints separated by commas, e.g. 1,8,8; got {text!r}")
+    return shape
+
+
 def _float(text: str, zero: bool) -> float:
     try:
         value = float(text)

@@ -15,6 +15,7 @@ from ..io import checkpoint
 from ..io.duration import format_duration
 from ..train.callbacks import Callback, EpochEvent
 from ..train.model import Sequential
+from ..train.summary import summary
 from . import mpi as distributed_cli
 from . import paths, plot
 from .options import add_compile, add_threads, compile_choice, non_negative_int, positive_float, positive_int
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     batch_size = args.batch_size if args.batch_size is not None else net.info.get("batch_size", recipe.batch_size)
     lr = recipe.lr if args.lr is None else args.lr
     print(f"portnn train: {recipe.description}")
+    print(summary(net, X_host.shape[1:]))
     if resumed:
         print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
     print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
