@@ -17,6 +17,11 @@ def _int(text: str, low: int) -> int:
     return value
 
 
+def count(n: int, noun: str) -> str:
+    """'1 epoch', '2 epochs': ``n`` and ``noun``, plural unless n is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (batch sizes, parity epochs, repeats, thread counts)."""
     return _int(text, 1)

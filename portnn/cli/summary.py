@@ -8,7 +8,7 @@ import argparse
 from ..io import checkpoint
 from ..train.summary import summary
 from . import paths
-from .options import sample_shape
+from .options import count, sample_shape
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     net = checkpoint.load(args.model)
-    print(f"model {args.model}: trained {net.epoch} epoch{'' if net.epoch == 1 else 's'}")
+    print(f"model {args.model}: trained {count(net.epoch, 'epoch')}")
     print(summary(net, args.input_shape))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..train.model import Sequential
 from ..train.summary import summary
 from . import mpi as distributed_cli
 from . import paths, plot
-from .options import add_compile, add_threads, compile_choice, non_negative_int, positive_float, positive_int
+from .options import add_compile, add_threads, compile_choice, count, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -144,15 +145,13 @@ def run(args: argparse.Namespace) -> int:
     print(summary(net, X_host.shape[1:]))
     if resumed:
         print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
-    print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
+    print(f"backend {args.backend}, device {device}, dtype {dtype}, {count(epochs, 'epoch')}, "
           f"lr {getattr(net.optimizer, 'lr', lr) if resumed else lr}, seed {net.seed}, "
           f"threads {threads.threads_note(args.backend)}")
     if test is not None:
         print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
               "(never trained on)")
 
-    bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
-    progress = Report(bar, net.epoch, max(1, epochs // 10))
     # a fresh run's schedule spans the recipe's epochs (or more), so a later --resume continues the same one
     controls = recipe.controls(max(epochs, recipe.epochs))
     kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
@@ -162,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
     parts += [] if clip is None else [f"gradient clipping at global norm {clip:g}"]
     if parts:
         print(", ".join(parts))
+    # the bar after the last header line, which is flushed first: tqdm draws on stderr (unbuffered) and its next
+    # refresh (a carriage return) would overwrite a line printed after it
+    sys.stdout.flush()
+    bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
+    progress = Report(bar, net.epoch, max(1, epochs // 10))
     start = time.perf_counter()
     try:
         net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, callbacks=[progress],
