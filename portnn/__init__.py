@@ -7,7 +7,7 @@ public API; the packages below it show the architecture (imports run one way, ch
           <-  cli
 """
 
-from . import interop
+from . import interop, testing  # portnn.testing.gradcheck_layer after `import portnn` alone
 from ._version import __version__
 from .array import backends, host
 from .array.host import to_numpy
@@ -74,4 +74,4 @@ __all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AdamW", "
            "Loss", "MaxPool2D", "MultiHeadAttention", "Optimizer", "PositionalEmbedding", "RMSprop", "ReLU", "Residual",
            "Schedule", "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent",
            "StepLR", "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host",
-           "interop", "load", "recipes", "save", "to_numpy"]
+           "interop", "load", "recipes", "save", "testing", "to_numpy"]

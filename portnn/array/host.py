@@ -60,8 +60,16 @@ def from_numpy(host: Any, xp: Any, *, device: Any, dtype: Any) -> Any:
     return xp.asarray(data, dtype=dtype, device=device, copy=True)
 
 
+def not_masked(data: Any, name: str) -> None:
+    """Refuse a NumPy masked array: every computation would use the values under its mask as well."""
+    if isinstance(data, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy masked array; portnn would compute on its masked values too: fill them "
+                        f"({name}.filled(value)) or drop the rows that have any first")
+
+
 def as_host_array(data: Any, name: str, dtype: str | None = None) -> np.ndarray:
     """Host data given as a list/tuple/NumPy array, as a NumPy array (for inputs a user typed by hand)."""
+    not_masked(data, name)
     try:
         return np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as err:

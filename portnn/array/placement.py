@@ -84,8 +84,18 @@ def check_seed(seed: Any, where: str) -> int:
     return value
 
 
+def has_values(x: Any, name: str, where: str, fix: str = "create it on a real device (e.g. 'cpu') first") -> None:
+    """Refuse an array that holds no values: a torch tensor on the 'meta' device has a shape and a dtype only, and
+    fails deep inside the first read of its data."""
+    if getattr(x, "is_meta", False) is True:
+        raise ValueError(f"{where}: {name} is on torch's 'meta' device, which holds shapes but no values; {fix}")
+
+
 def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
-    """(xp, device) shared by the named arrays; TypeError/ValueError naming them when they disagree."""
+    """(xp, device) shared by the named arrays; TypeError/ValueError naming them when they disagree or hold no
+    values."""
+    for name, a in arrays.items():
+        has_values(a, name, where)
     found = {name: (array_api_compat.array_namespace(a), array_api_compat.device(a)) for name, a in arrays.items()}
     names = list(found)
     first = names[0]
@@ -104,7 +114,9 @@ def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
 
 
 def as_array(data: Any, name: str, default: Placement | None) -> Any:
-    """``data`` as a backend array: arrays pass through; lists/tuples/NumPy scalars go to ``default`` (or NumPy)."""
+    """``data`` as a backend array: arrays pass through; lists/tuples/NumPy scalars go to ``default`` (or NumPy);
+    a masked array is refused (its mask would be ignored)."""
+    host.not_masked(data, name)
     if array_api_compat.is_array_api_obj(data):
         return data
     values = host.as_host_array(data, name)

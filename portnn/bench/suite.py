@@ -382,9 +382,19 @@ def table(result: dict[str, Any]) -> str:
         if not all(b.get("judged", True) for b in result["bars"]):
             lines.append(f"  {QUICK_NOTE}: they are set for the full workloads, and --quick checks only that the "
                          "suite runs; the values are shown for reference")
-        lines += [f"  {_verdict(b)}  {b['bar']}: {b['value']:.3f} (limit "
-                  f"{'>=' if 'fraction' in b['bar'] else '<='} {b['limit']})" for b in result["bars"]]
+        lines += [f"  {_verdict(b)}  {b['bar']}: {bar_value(b['value'], b['limit'])} (limit "
+                  f"{'>=' if 'fraction' in b['bar'] else '<='} {b['limit']:g})" for b in result["bars"]]
     return "\n".join(lines)
+
+
+def bar_value(value: float, limit: float) -> str:
+    """``value`` with 3 decimals, or as many more as it takes not to read as the limit: a FAIL of 1.1004 against
+    1.1 is printed '1.1004', never '1.100'."""
+    for decimals in range(3, 18):
+        text = f"{value:.{decimals}f}"
+        if value == limit or float(text) != limit:
+            return text
+    return repr(value)
 
 
 def _verdict(b: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from ..data import recipes
 from ..interop import export_onnx, onnx_export
 from ..io import checkpoint
 from . import paths
+from .options import sample_shape
 
 
 def _batch(text: str) -> int | str:
@@ -23,16 +24,6 @@ def _batch(text: str) -> int | str:
     return value
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise argparse.ArgumentTypeError(f"must be positive ints separated by commas, e.g. 1,8,8; got {text!r}")
-    return shape
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a saved model as ONNX and/or .safetensors")
     p.add_argument("--model", required=True, metavar="FILE", help="checkpoint written by portnn.save (.npz or "
@@ -42,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the whole checkpoint (weights, state, optimizer state, training JSON) here")
     p.add_argument("--batch", type=_batch, default="dynamic", help="'dynamic' (default: any batch size) or an int")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="default: the model's dtype")
-    p.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W",
+    p.add_argument("--input-shape", type=sample_shape, default=None, metavar="C,H,W",
                    help="one sample's shape (default: the first Dense layer's inputs, or the data of the example "
                         "the model was trained on)")
     p.set_defaults(run=run)
@@ -52,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     paths.output_file(args.onnx, "--onnx", (".onnx",))
     paths.output_file(args.safetensors, "--safetensors", (".safetensors",))
+    paths.not_inputs({"--onnx": args.onnx, "--safetensors": args.safetensors}, {"--model": args.model})
     if args.onnx is None and args.safetensors is None:
         raise ValueError("give --onnx FILE.onnx and/or --safetensors FILE.safetensors: nothing to write")
     if args.onnx:

@@ -17,6 +17,11 @@ def _int(text: str, low: int) -> int:
     return value
 
 
+def count(n: int, noun: str) -> str:
+    """'1 epoch', '2 epochs': ``n`` and ``noun``, plural unless n is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (batch sizes, parity epochs, repeats, thread counts)."""
     return _int(text, 1)
@@ -25,6 +30,17 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (seeds, train epochs, rows to print)."""
     return _int(text, 0)
+
+
+def sample_shape(text: str) -> tuple[int, ...]:
+    """One sample's shape without the batch axis, as positive ints separated by commas ('1,8,8'; export, summary)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"must be positive ints separated by commas, e.g. 1,8,8; got {text!r}")
+    return shape
 
 
 def _float(text: str, zero: bool) -> float:

@@ -62,6 +62,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     paths.output_file(args.save_golden, "--save-golden", (".npz",))
     paths.output_file(args.json, "--json", (".json",))
     paths.output_dir(args.dump, "--dump")
+    paths.not_inputs({"--save-golden": args.save_golden, "--json": args.json, "--dump": args.dump},
+                     {"--against": args.against, "--check-dumps": args.check_dumps})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """Paths checked before any work: every file or folder a command will write, and the files it reads, so that a bad
-path is exit status 2 with a one-line message ("--save out: is a directory"), never a traceback after training."""
+path is exit status 2 with a one-line message ("--save out: is a directory"), never a traceback after training; and
+no output is one of the command's inputs (``not_inputs``), so that no command replaces the data it reads."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..io import safetensors_file
+
 
 def _refuse(option: str, path: str | os.PathLike, why: str) -> ValueError:
     return ValueError(f"{option} {path}: {why}")
+
+
+def _packages(path: str | os.PathLike, option: str) -> None:
+    """The optional package that reads and writes ``path``'s format (chosen by its suffix) is installed: a missing
+    one is said before any work, not after training."""
+    if safetensors_file.is_safetensors(path):
+        try:
+            safetensors_file.require()
+        except ImportError as err:
+            raise ImportError(f"{option} {path}: {err}") from err
 
 
 def _writable_folder(folder: Path, option: str, path: str | os.PathLike) -> None:
@@ -48,6 +61,7 @@ def output_file(path: str | os.PathLike | None, option: str, suffixes: tuple[str
     if p.suffix.lower() not in suffixes:
         raise _refuse(option, path, f"the file name must end in {' or '.join(suffixes)}")
     _writable_folder(p.parent, option, path)
+    _packages(path, option)
     return p
 
 
@@ -76,6 +90,7 @@ def input_file(path: str | os.PathLike | None, option: str) -> Path | None:
         raise _refuse(option, path, "is not a regular file")
     if not os.access(p, os.R_OK):
         raise _refuse(option, path, "is not readable (permission denied)")
+    _packages(path, option)
     return p
 
 
@@ -89,3 +104,27 @@ def input_dir(path: str | os.PathLike | None, option: str) -> Path | None:
     if not os.access(p, os.R_OK | os.X_OK):
         raise _refuse(option, path, "is not readable (permission denied)")
     return p
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path once symbolic links are resolved, or (where both exist) the
+    same (st_dev, st_ino), as hard links are."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samestat(os.stat(a), os.stat(b))
+    except OSError:  # one does not exist (yet)
+        return False
+
+
+def not_inputs(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None],
+               allowed: tuple[tuple[str, str], ...] = ()) -> None:
+    """No output (option -> path; None passes) is one of the inputs, also through links: writing it would replace
+    the data the command reads. ``allowed`` pairs (output, input) may be one file (train --save and --resume)."""
+    for out_option, out in outputs.items():
+        for in_option, inp in inputs.items():
+            if out is None or inp is None or (out_option, in_option) in allowed:
+                continue
+            if same_file(out, inp):
+                raise _refuse(out_option, out, f"is the same file as {in_option} {inp}: writing it would replace the "
+                                               f"{in_option} data; give another file name")

@@ -11,7 +11,7 @@ from ..io import checkpoint
 from ..nn import BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..train.model import Sequential
 from . import paths
-from .options import add_compile, add_threads, compile_choice, non_negative_int
+from .options import add_compile, add_threads, compile_choice, count, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     paths.input_file(args.model, "--model")
     paths.input_file(args.input, "--input")
     paths.output_file(args.output, "--output", (".npy",))
+    paths.not_inputs({"--output": args.output}, {"--model": args.model, "--input": args.input})
     compile = compile_choice(args)
     threads.use_threads(args.threads)
     net = checkpoint.load(args.model)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         kind, result = "class", (out > 0.0).astype(np.int64)  # logit > 0  <=>  probability > 0.5
     else:
         kind, result = "output", out
-    print(f"model {args.model}: {len(net.layers)} layers, trained {net.epoch} epochs"
+    print(f"model {args.model}: {count(len(net.layers), 'layer')}, trained {count(net.epoch, 'epoch')}"
           + (f" with {type(net.loss).__name__}" if net.loss is not None else ""))
     print(f"input {args.input}: shape {X_host.shape}; backend {args.backend}, device {device}, dtype {dtype}")
     shown = result[:max(args.limit, 0)]
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             values = np.atleast_1d(row)
             print(f"{i:>5}  " + "  ".join(str(v) if kind == "class" else f"{v:.6g}" for v in values))
         if len(result) > len(shown):
-            print(f"  ... {len(result) - len(shown)} more rows")
+            print(f"  ... {count(len(result) - len(shown), 'more row')}")
     if kind == "class":
         counts = np.bincount(np.ravel(result))
         print("predicted classes: " + ", ".join(f"{c}: {n}" for c, n in enumerate(counts) if n))

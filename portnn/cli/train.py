@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -15,9 +16,10 @@ from ..io import checkpoint
 from ..io.duration import format_duration
 from ..train.callbacks import Callback, EpochEvent
 from ..train.model import Sequential
+from ..train.summary import summary
 from . import mpi as distributed_cli
 from . import paths, plot
-from .options import add_compile, add_threads, compile_choice, non_negative_int, positive_float, positive_int
+from .options import add_compile, add_threads, compile_choice, count, non_negative_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +68,18 @@ def _start(args: argparse.Namespace) -> tuple[recipes.Recipe, Sequential, bool]:
     return recipe, net, True
 
 
+def _check_fits(net: Sequential, recipe: recipes.Recipe, x_shape: tuple[int, ...], y_shape: tuple[int, ...],
+                path: str) -> None:
+    """The --resume model takes the example's inputs and its loss its targets, before anything is printed."""
+    assert net.loss is not None  # _start refused a file without one
+    where = f"--resume {path}: the model does not fit example {recipe.name!r}"
+    out = net._check_shapes(x_shape, f"{where} (inputs of shape {x_shape})")
+    try:
+        net.loss.check(out, y_shape)
+    except ValueError as err:
+        raise ValueError(f"{where} (targets of shape {y_shape}): {err}") from err
+
+
 class Report(Callback):
     """The progress bar and the printed lines: the loss (and metrics) of epoch 1 and of every tenth of training.
     It runs every tenth (``every``), so a compiled full-batch run trains each tenth as one compiled loop; the lines
@@ -96,6 +110,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     paths.input_file(args.resume, "--resume")
     paths.output_file(args.save, "--save", (".npz", ".safetensors"))
     paths.output_file(args.plot, "--plot", plot.SUFFIXES)
+    # --save over --resume is the resume workflow (the file is replaced atomically, after training)
+    paths.not_inputs({"--save": args.save, "--plot": args.plot}, {"--resume": args.resume},
+                     allowed=(("--save", "--resume"),))
     if args.plot:
         plot.require()  # matplotlib missing: say so now, not after training
 
@@ -118,22 +135,23 @@ def run(args: argparse.Namespace) -> int:
         return host.from_numpy(data, xp, device=device, dtype=None)
 
     X_host, y_host = recipe.data()
+    if resumed:
+        _check_fits(net, recipe, X_host.shape, y_host.shape, args.resume)
     X, y = put(X_host), put(y_host)
     test = None if recipe.test_data is None else tuple(put(a) for a in recipe.test_data())
     batch_size = args.batch_size if args.batch_size is not None else net.info.get("batch_size", recipe.batch_size)
     lr = recipe.lr if args.lr is None else args.lr
     print(f"portnn train: {recipe.description}")
+    print(summary(net, X_host.shape[1:]))
     if resumed:
         print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
-    print(f"backend {args.backend}, device {device}, dtype {dtype}, {epochs} epochs, "
+    print(f"backend {args.backend}, device {device}, dtype {dtype}, {count(epochs, 'epoch')}, "
           f"lr {getattr(net.optimizer, 'lr', lr) if resumed else lr}, seed {net.seed}, "
           f"threads {threads.threads_note(args.backend)}")
     if test is not None:
         print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
               "(never trained on)")
 
-    bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
-    progress = Report(bar, net.epoch, max(1, epochs // 10))
     # a fresh run's schedule spans the recipe's epochs (or more), so a later --resume continues the same one
     controls = recipe.controls(max(epochs, recipe.epochs))
     kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
@@ -143,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
     parts += [] if clip is None else [f"gradient clipping at global norm {clip:g}"]
     if parts:
         print(", ".join(parts))
+    # the bar after the last header line, which is flushed first: tqdm draws on stderr (unbuffered) and its next
+    # refresh (a carriage return) would overwrite a line printed after it
+    sys.stdout.flush()
+    bar = tqdm(total=epochs, unit="epoch", disable=args.quiet or None, dynamic_ncols=True, mininterval=0.2)
+    progress = Report(bar, net.epoch, max(1, epochs // 10))
     start = time.perf_counter()
     try:
         net.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=test, callbacks=[progress],

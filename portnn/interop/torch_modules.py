@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..array.placement import has_values
 from ..nn import (
     ELU,
     GELU,
@@ -398,6 +399,9 @@ def from_torch(module: torch.nn.Module, seed: int = 0, dtype: Any = None) -> Seq
     torch = _import_torch("from_torch")
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: module must be a torch.nn.Module, got {type(module).__name__}")
+    for key, tensor in module.state_dict().items():
+        has_values(tensor, f"{key!r}", "from_torch", "materialise the module first (module.to_empty(device='cpu'), "
+                   "then load its weights)")
     layers, arrays, _ = _layers(_flat(module, "", torch), None, torch)
     name = _module_dtype(arrays) if dtype is None else _dtype_name(dtype, "from_torch")
     target = getattr(torch, name or "float64")

@@ -86,8 +86,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     The temporary is flock-ed while written; each call first removes this path's temporaries whose writers died,
-    so at most one (that of a writer killed during this save) is ever left per path."""
+    so at most one (that of a writer killed during this save) is ever left per path. An OSError names ``path``,
+    not the temporary or folder where it happened (the user asked for ``path``)."""
     path = Path(path)
+    try:
+        _write(path, write)
+    except OSError as err:
+        if err.errno is None or err.filename == os.fspath(path):
+            raise
+        raise OSError(err.errno, err.strerror, os.fspath(path)) from err  # the subclass of its errno
+
+
+def _write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     fd, tmp = _locked_temporary(path)

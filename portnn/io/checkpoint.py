@@ -113,13 +113,20 @@ def load(path: str | os.PathLike) -> Sequential:
 
     Parameters and optimizer state stay on the host until the model first sees data or ``to()`` moves it, so a
     model saved from one backend loads on any other. A damaged file is a ValueError 'load: PATH: ...' naming the
-    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are."""
+    field or entry; FileNotFoundError, PermissionError and IsADirectoryError say what they are. A .safetensors file
+    is checked against the SHA-256 digests ``save`` writes; one without them (an older or foreign file) loads with
+    ``net.info['provenance']`` saying so (``portnn.io.safetensors_file``)."""
     with _open(path) as (file, size):
         try:
-            archive = SafetensorsArchive(path, size) if safetensors_file.is_safetensors(path) else Archive(file, size)
-            return _load(archive)
+            archive = SafetensorsArchive(path, size, file) if safetensors_file.is_safetensors(path) else \
+                Archive(file, size)
+            net = _load(archive)
         except Invalid as err:
             raise ValueError(f"load: {path}: {err}") from err
+    provenance = getattr(archive, "provenance", None)  # a .safetensors file without digests: said, not refused
+    if provenance is not None:
+        net.info = {**net.info, "provenance": provenance}
+    return net
 
 
 @contextlib.contextmanager
@@ -169,6 +176,7 @@ def _load(archive: Archive | SafetensorsArchive) -> Sequential:
     for header in headers:
         arrays[header.name] = archive.read(header)
         schema.check_finite(header.name, arrays[header.name])
+        schema.check_range(header.name, arrays[header.name])
     stored = {n.partition("/")[2]: arrays[n] for n in (*params, *layer_state)}
     net = Sequential.from_state_dict(*arch.layers, state=stored, seed=arch.seed, dtype=arch.dtype)
     optimizer_state = schema.optimizer_state({n: arrays[n] for n in state}, training.counters, arch.layers)

@@ -27,7 +27,12 @@ FORMAT = "portnn-checkpoint-3"  # what save writes (since portnn 0.2.0, also for
 READABLE_FORMATS = ("portnn-checkpoint-1", "portnn-checkpoint-2", FORMAT)
 LAYER_TYPES = LAYERS  # every Layer subclass registers itself by class name (portnn.nn.layer)
 FLOAT_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))  # parameters and optimizer state: little-endian float32/64
-MAX_COUNT = 2**63 - 1  # optimizer step counters fit an int64 (Adam raises b**step: the step must convert to a float)
+# optimizer step counters (and a schedule's t) at most 2**53: float64 holds every count up to it exactly, so Adam's
+# b**step is computed for the true step; the int64 counter has room for 2**63 - 2**53 more steps (a file with
+# 2**63 - 1 loaded, then overflowed to a negative step on the next one, and b**step to inf)
+MAX_COUNT = 2**53
+# entries whose values are never negative, by kind and last name: (what they are, for the message)
+NON_NEGATIVE = {("state", "running_var"): "a running variance", ("optim", "v"): "Adam's mean of squared gradients"}
 # JSON limits: a stored entry's text is in the file; a deflated one is held to 4 MiB, so parsing a small file
 # builds at most a few tens of MB of Python objects; the container count bounds the costliest objects (dicts).
 JSON_MAX_BYTES = 64 << 20
@@ -152,9 +157,10 @@ def _construct(cls: type, config: Any, where: str) -> Any:
         raise Invalid(f"{where} ({cls.__name__}): {type(err).__name__}: {err}") from err
 
 
-def _kind(value: Any, known: dict[str, type], where: str) -> type:
+def _kind(value: Any, known: dict[str, type], where: str, hint: str = "") -> type:
+    """The class named ``value`` among ``known``; Invalid naming the type, the known ones and ``hint`` otherwise."""
     if not isinstance(value, str) or value not in known:
-        raise Invalid(f"{where} has unknown type {short(value)}; known: {', '.join(known)}")
+        raise Invalid(f"{where} has unknown type {short(value)}; known: {', '.join(known)}{hint}")
     return known[value]
 
 
@@ -192,7 +198,11 @@ def _layer(spec: Any, where: str) -> Layer:
     if not isinstance(spec, dict):
         raise Invalid(f"{where} must be a JSON object, got {type(spec).__name__} {short(spec)}")
     config = dict(spec)
-    cls = _kind(config.pop("type", None), LAYER_TYPES, where)
+    kind = config.pop("type", None)
+    # a layer class of the user's own registers itself when its module is imported (portnn.nn.layer)
+    cls = _kind(kind, LAYER_TYPES, where, "" if not isinstance(kind, str) else
+                f". If {short(kind)} is a Layer subclass of your own, define or import the module that defines this "
+                "Layer subclass before load()")
     if getattr(cls, "nested", False):  # a container (Residual): its inner layers are specs of their own
         inner = config.pop("layers", None)
         if not isinstance(inner, list):
@@ -410,6 +420,21 @@ def optimizer_state(arrays: dict[str, np.ndarray], counters: dict[str, dict[str,
                           f"(one optimizer step moves them all), got {short(sorted(seen))}")
         state[counter] = np.asarray(seen.pop(), dtype=np.int64)
     return state
+
+
+def check_range(name: str, array: np.ndarray) -> None:
+    """Entries with a range beyond finiteness (``NON_NEGATIVE``) hold values in it: a file can hold a negative
+    variance, a model cannot use one (it would fail later as an overflow or a divergence)."""
+    kind, last = name.partition("/")[0], name.replace("/", ".").rpartition(".")[2]
+    what = NON_NEGATIVE.get((kind, last))
+    if what is None:
+        return
+    negative = array < 0
+    bad = int(np.count_nonzero(negative))
+    if bad:
+        first = array[negative].flat[0]
+        raise Invalid(f"entry {name!r} has {bad} negative value(s) of {array.size} (the first {first:.6g}); {what} "
+                      "is >= 0")
 
 
 def check_finite(name: str, array: np.ndarray) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import BOOLEAN
 from . import windows
 from .init import bias as draw_bias
 from .init import check_bias_init, initializer
@@ -28,7 +29,7 @@ class Conv2D(Layer):
         self.kernel_size = windows.pair(kernel_size, "kernel_size", "Conv2D", 1)
         self.stride = windows.pair(stride, "stride", "Conv2D", 1)
         self.padding = windows.pair(padding, "padding", "Conv2D", 0)
-        self.bias, self.initializer = bool(bias), init
+        self.bias, self.initializer = BOOLEAN(bias, "bias", "Conv2D"), init  # 'no' or 0: a typo
         self._draw = initializer(init)  # fails early on an unknown initialiser name
         self.bias_init = check_bias_init(bias_init, "Conv2D")
 
@@ -53,6 +54,8 @@ class Conv2D(Layer):
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"{where} ({self!r}) expects input of shape (batch, {self.in_channels}, height, width), "
                              f"got shape {tuple(shape)}")
+        for axis, size, k, pad in zip(("height", "width"), shape[2:], self.kernel_size, self.padding, strict=True):
+            windows.check_padding(size, k, pad, axis, f"{where} ({self!r})")
         oh, ow = self._out_hw(shape[2], shape[3])
         if oh < 1 or ow < 1:
             raise ValueError(f"{where} ({self!r}): input of shape {tuple(shape)} is too small for kernel "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import BOOLEAN
 from . import windows
 from .conv import Conv2D
 from .init import bias as draw_bias
@@ -35,7 +36,7 @@ class Conv1D(Layer):
         self.kernel_size = _single(kernel_size, "kernel_size", 1)
         self.stride = _single(stride, "stride", 1)
         self.padding = _single(padding, "padding", 0)
-        self.bias, self.initializer = bool(bias), init
+        self.bias, self.initializer = BOOLEAN(bias, "bias", "Conv1D"), init  # 'no' or 0: a typo
         self._draw = initializer(init)  # fails early on an unknown initialiser name
         self.bias_init = check_bias_init(bias_init, "Conv1D")
         # the 2-D layer that does the work on (N, C, 1, L); configuration only, like this one
@@ -62,6 +63,7 @@ class Conv1D(Layer):
         if len(shape) != 3 or shape[1] != self.in_channels:
             raise ValueError(f"{where} ({self!r}) expects input of shape (batch, {self.in_channels}, length), "
                              f"got shape {tuple(shape)}")
+        windows.check_padding(shape[2], self.kernel_size, self.padding, "length", f"{where} ({self!r})")
         out = self._out_length(shape[2])
         if out < 1:
             raise ValueError(f"{where} ({self!r}): input of shape {tuple(shape)} is too short for kernel "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import BOOLEAN
 from .init import bias as draw_bias
 from .init import check_bias_init, initializer
 from .layer import Context, Grads, Layer
@@ -19,7 +20,8 @@ class Dense(Layer):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
-        self.in_features, self.out_features, self.bias = in_features, out_features, bool(bias)
+        self.in_features, self.out_features = in_features, out_features
+        self.bias = BOOLEAN(bias, "bias", "Dense")  # 'no' or 0 is a typo, not a choice
         self.initializer = init
         self._draw = initializer(init)  # fails early on an unknown initialiser name
         self.bias_init = check_bias_init(bias_init, "Dense")

@@ -12,6 +12,11 @@ from typing import Any, ClassVar
 from ..array.types import Array
 from .layer import Context, Grads, Layer
 
+# Residual blocks nest at most this deep: a checkpoint's JSON is at most 64 levels deep (portnn.io.schema), and each
+# block adds two (its object and its 'layers' list) to the model's three, so 30 is the deepest model that saves;
+# deeper ones would also meet Python's recursion limit (the forward pass, repr and config recurse per block).
+MAX_DEPTH = 30
+
 
 def _split(tree: dict[str, Array], count: int) -> list[dict[str, Array]]:
     """{'j.name': a} -> one {name: a} per inner layer."""
@@ -38,6 +43,10 @@ class Residual(Layer):
         for j, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Residual: inner layer {j} must be a portnn Layer, got {type(layer).__name__}")
+        self.depth: int = 1 + max((layer.depth for layer in layers if isinstance(layer, Residual)), default=0)
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"Residual: blocks nest {self.depth} deep, more than {MAX_DEPTH} (a checkpoint holds at "
+                             f"most {MAX_DEPTH}); chain the blocks in a Sequential instead of nesting them")
         self.layers = tuple(layers)
         self.keyed = any(layer.keyed for layer in layers)  # type: ignore[misc]  # per instance: its inner layers
 

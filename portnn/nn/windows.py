@@ -26,6 +26,17 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def check_padding(size: int, kernel: int, padding: int, axis: str, where: str) -> None:
+    """Refuse a padding larger than the input's ``size`` plus the ``kernel`` along ``axis``: beyond it come only
+    windows of zeros, and the padded input and its windows (the work and memory of im2col) grow with the padding
+    instead of the input, so a typo such as padding=10**4 would allocate tens of GiB. Up to it the work stays within
+    a small multiple of the unpadded layer's; torch allows any padding, and agrees wherever portnn computes."""
+    if padding > size + kernel:
+        raise ValueError(f"{where}: padding {padding} along {axis} is more than the input's {axis} ({size}) plus the "
+                         f"kernel ({kernel}), {size + kernel}: the windows past it see only zeros and the work would "
+                         "grow with the padding, not the data; use a smaller padding")
+
+
 def pad2d(x: Any, padding: tuple[int, int], xp: Any) -> Any:
     """Zero-pad the last two axes of (N, C, H, W) by ``padding`` = (ph, pw) on both sides."""
     ph, pw = padding

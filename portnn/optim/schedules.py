@@ -17,6 +17,8 @@ from ..array.numbers import number, positive
 
 SCHEDULES: dict[str, type[Schedule]] = {}  # every public Schedule subclass by class name (for checkpoints)
 INTERVALS = ("step", "epoch")
+_ABSTRACT = ("Schedule is a base class; use StepLR, ExponentialLR, CosineAnnealing or subclass it and implement "
+             "_lr(base, t)")
 
 
 def integer(owner: str, name: str, value: Any, low: int) -> int:
@@ -43,6 +45,10 @@ class Schedule:
             SCHEDULES[cls.__name__] = cls
 
     def __init__(self, interval: str = "epoch") -> None:
+        if type(self)._lr is Schedule._lr:  # refused here, not when fit reaches its first learning rate
+            raise TypeError(_ABSTRACT if type(self) is Schedule else
+                            f"{type(self).__name__} does not implement _lr(base, t), the learning rate of the t-th "
+                            "step or epoch; a Schedule subclass must")
         self.interval = interval
 
     def _check(self, name: str, value: Any) -> Any:
@@ -65,7 +71,7 @@ class Schedule:
 
     def _lr(self, base: float, t: int) -> float:
         """``lr`` for arguments already checked."""
-        raise NotImplementedError
+        raise NotImplementedError(_ABSTRACT)
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able), for saving the schedule in a checkpoint with its class name."""

@@ -115,9 +115,15 @@ class _NeuralNet(BaseEstimator):
         """Whether y may be 2-D (regression targets); a classifier's y is one label per row."""
         return False
 
-    def _build(self, s: settings.Settings, n_features: int, n_outputs: int, model_seed: int) -> None:
-        """A fresh model in ``model_``, placed on ``backend``/``device`` as ``dtype``."""
+    def _build(self, s: settings.Settings, n_samples: int, n_features: int, n_outputs: int, model_seed: int) -> None:
+        """A fresh model in ``model_``, placed on ``backend``/``device`` as ``dtype``; its output shape for the
+        (n_samples, n_features) inputs is checked first: (n_samples, n_outputs), or a ValueError naming ``layers``."""
         net = Sequential(*s.network(n_features, n_outputs), seed=model_seed, dtype=s.dtype)
+        where = f"{type(self).__name__}: layers({n_features}, {n_outputs})"
+        found, need = tuple(net._check_shapes((n_samples, n_features), where)), (n_samples, n_outputs)
+        if found != need:
+            raise ValueError(f"{where} builds a network with output shape {found}; it must be {need}"
+                             f"{self._outputs_note(n_outputs)}")
         xp, device = backends.load(s.backend, s.device)
         net.to(xp, device, s.dtype)
         self._placed_on = (s.backend, s.device, s.dtype, s.compile)  # fitted here: where predict runs
@@ -174,7 +180,7 @@ class _NeuralNet(BaseEstimator):
         X_host, y_checked = self._validate_fit(X, y, first=True)
         targets = self._targets(y_checked, first=True)
         seeds = _seeds(self.random_state)
-        self._build(s, X_host.shape[1], self._n_outputs(targets), seeds[0])
+        self._build(s, X_host.shape[0], X_host.shape[1], self._n_outputs(targets), seeds[0])
         self._train(s, X_host, targets, epochs=s.max_iter, seeds=seeds, controls=True)
         return self
 
@@ -187,7 +193,7 @@ class _NeuralNet(BaseEstimator):
         seeds = None
         if first:
             seeds = _seeds(self.random_state)
-            self._build(s, X_host.shape[1], self._n_outputs(targets), seeds[0])
+            self._build(s, X_host.shape[0], X_host.shape[1], self._n_outputs(targets), seeds[0])
         elif self._n_outputs(targets) != self.n_outputs_:
             raise ValueError(f"{type(self).__name__}.partial_fit: y has {self._n_outputs(targets)} outputs but the "
                              f"model was fitted with {self.n_outputs_}")
@@ -197,6 +203,10 @@ class _NeuralNet(BaseEstimator):
     def _n_outputs(self, targets: np.ndarray) -> int:
         """Network outputs for these host targets: their columns (a classifier: its classes)."""
         return int(targets.shape[1])
+
+    def _outputs_note(self, n_outputs: int) -> str:
+        """What the network's ``n_outputs`` outputs are, for the message of a network that has others."""
+        return f": one output per column of y ({n_outputs})"
 
     # ---- predicting -----------------------------------------------------------------------------------------
     def _outputs(self, X: Any, method: str) -> tuple[np.ndarray, Space]:
@@ -314,6 +324,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
     def _n_outputs(self, targets: np.ndarray) -> int:
         """One logit per class (two for a binary problem)."""
         return len(self.classes_)
+
+    def _outputs_note(self, n_outputs: int) -> str:
+        return f": one logit per class ({n_outputs} classes)"
 
     def _stratify(self, y: np.ndarray) -> np.ndarray | None:
         """Early stopping keeps the classes in proportion."""

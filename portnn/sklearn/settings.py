@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
+import numpy as np
+
 from ..array.placement import FLOAT_DTYPES
+from ..array.validation import AnyOf, Instance, Integer, Optional
 from ..nn import ELU, GELU, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
 from ..optim import SGD, Adam, Optimizer
 
@@ -21,6 +24,8 @@ ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh, "logistic": S
 OPTIMIZERS = ("adam", "sgd")
 COMPILE = (True, False, "auto")
 AUTO_BATCH = 200  # batch_size='auto' is min(200, n_samples), as MLPClassifier
+# what scikit-learn's check_random_state seeds from (its 'random_state' constraint); bools are refused, as everywhere
+RANDOM_STATE = Optional(AnyOf(Integer(0, 2**32 - 1), Instance(np.random.RandomState, "a numpy RandomState")))
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,7 @@ def check(estimator: Any) -> Settings:
     if e.device is not None and not isinstance(e.device, str):
         raise ValueError(f"{owner}: device must be None or a device name such as 'cpu' or 'cuda:0', got "
                          f"{e.device!r}")
+    RANDOM_STATE(e.random_state, "random_state", owner)  # checked, not converted: a RandomState advances per fit
     return Settings(
         layers=e.layers,
         hidden_layer_sizes=_hidden(owner, e.hidden_layer_sizes),

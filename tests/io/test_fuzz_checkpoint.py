@@ -8,6 +8,10 @@ How each mutation class is judged:
   zipfile takes from the central directory; an ignored flag bit) leaves the model identical; any other flip is a
   ValueError: the directory and every .npy header are checked, and every needed entry is read to its end, so
   zipfile verifies its CRC-32 and a flip in the data cannot pass unseen.
+- .safetensors (issue 23): truncation and byte flips as above. The format has no checksum of its own; the SHA-256
+  digests ``save`` writes into its metadata make every flip in the data or the header a ValueError, unless the
+  library and the digests read the same values (a flip in the header's padding); 300 random single-bit flips (55
+  loaded with changed weights before the digests) are each a ValueError or an identical model.
 - JSON edits (a value anywhere in the architecture or training document replaced, nudged, deleted or added, then
   re-serialised, NaN/Infinity included): the file stays a valid archive and the model may legitimately differ, so
   the property is a ValueError, or a model whose fields pass the schema: saved again it loads as the same model,
@@ -52,6 +56,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, portnn.Sequen
     scratch = tmp_path_factory.mktemp("fuzz")
     portnn.save(make_net(), scratch / "base.npz")
     return (scratch / "base.npz").read_bytes(), portnn.load(scratch / "base.npz"), scratch
+
+
+@pytest.fixture(scope="module")
+def base_safetensors(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, portnn.Sequential, Path]:
+    """As ``base``, saved as .safetensors."""
+    pytest.importorskip("safetensors")
+    scratch = tmp_path_factory.mktemp("fuzz-safetensors")
+    portnn.save(make_net(), scratch / "base.safetensors")
+    return (scratch / "base.safetensors").read_bytes(), portnn.load(scratch / "base.safetensors"), scratch
 
 
 def variant(raw: bytes, compression: int) -> bytes:
@@ -113,6 +126,52 @@ def test_a_checkpoint_with_flipped_bytes_loads_identical_or_is_a_value_error(
     back = load_or_value_error(path)
     if back is not None:
         assert_identical(back, model)
+
+
+@settings(FUZZ, max_examples=40)
+@given(st.data())
+def test_a_truncated_safetensors_checkpoint_is_a_value_error(base_safetensors: tuple[bytes, portnn.Sequential, Path],
+                                                             data: st.DataObject) -> None:
+    raw, _, scratch = base_safetensors
+    path = scratch / "cut.safetensors"
+    path.write_bytes(raw[:data.draw(st.integers(0, len(raw) - 1), label="keep")])
+    assert load_or_value_error(path) is None
+
+
+@settings(FUZZ, max_examples=150)
+@given(st.data())
+def test_a_safetensors_checkpoint_with_flipped_bytes_loads_identical_or_is_a_value_error(
+        base_safetensors: tuple[bytes, portnn.Sequential, Path], data: st.DataObject) -> None:
+    raw, model, scratch = base_safetensors
+    mutated = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 3), label="flips")):
+        mutated[data.draw(st.integers(0, len(raw) - 1), label="at")] ^= data.draw(st.integers(1, 255), label="xor")
+    path = scratch / "flipped.safetensors"
+    path.write_bytes(bytes(mutated))
+    back = load_or_value_error(path)
+    if back is not None:
+        assert_identical(back, model)
+
+
+def test_300_single_bit_flips_of_a_safetensors_checkpoint_change_nothing_silently(
+        base_safetensors: tuple[bytes, portnn.Sequential, Path]) -> None:
+    raw, model, scratch = base_safetensors
+    rng = np.random.default_rng(23)
+    path, silent, refused = scratch / "bit.safetensors", [], 0
+    for bit in rng.integers(0, 8 * len(raw), size=300):
+        mutated = bytearray(raw)
+        mutated[bit // 8] ^= 1 << int(bit % 8)
+        path.write_bytes(bytes(mutated))
+        back = load_or_value_error(path)
+        if back is None:
+            refused += 1
+            continue
+        try:
+            assert_identical(back, model)
+        except AssertionError:
+            silent.append(int(bit))
+    assert silent == [], f"{len(silent)} of 300 flips loaded a different model (bits {silent[:10]})"
+    assert refused > 250  # nearly every flip is a ValueError; the rest (header padding) change nothing
 
 
 def json_values() -> st.SearchStrategy[Any]:
