@@ -14,6 +14,7 @@ from ..array import backends, host, threads
 from ..data import recipes
 from ..io import checkpoint
 from ..io.duration import format_duration
+from ..train import inputs
 from ..train.callbacks import Callback, EpochEvent
 from ..train.model import Sequential
 from ..train.summary import summary
@@ -73,7 +74,7 @@ def _check_fits(net: Sequential, recipe: recipes.Recipe, x_shape: tuple[int, ...
     """The --resume model takes the example's inputs and its loss its targets, before anything is printed."""
     assert net.loss is not None  # _start refused a file without one
     where = f"--resume {path}: the model does not fit example {recipe.name!r}"
-    out = net._check_shapes(x_shape, f"{where} (inputs of shape {x_shape})")
+    out = inputs.output_shape(net, x_shape, f"{where} (inputs of shape {x_shape})")
     try:
         net.loss.check(out, y_shape)
     except ValueError as err:

@@ -27,7 +27,7 @@ except ImportError as err:  # pragma: no cover - scikit-learn < 1.6
 from ..array import backends, host
 from ..array.placement import Placement
 from ..nn import MSE, Loss, SoftmaxCrossEntropy
-from ..train import Callback, EarlyStopping, Sequential
+from ..train import Callback, EarlyStopping, Sequential, inputs
 from . import settings
 from .arrays import Space, host_floats, like, space_of, to_host
 from .snapshot import freeze, thaw
@@ -120,7 +120,7 @@ class _NeuralNet(BaseEstimator):
         (n_samples, n_features) inputs is checked first: (n_samples, n_outputs), or a ValueError naming ``layers``."""
         net = Sequential(*s.network(n_features, n_outputs), seed=model_seed, dtype=s.dtype)
         where = f"{type(self).__name__}: layers({n_features}, {n_outputs})"
-        found, need = tuple(net._check_shapes((n_samples, n_features), where)), (n_samples, n_outputs)
+        found, need = tuple(inputs.output_shape(net, (n_samples, n_features), where)), (n_samples, n_outputs)
         if found != need:
             raise ValueError(f"{where} builds a network with output shape {found}; it must be {need}"
                              f"{self._outputs_note(n_outputs)}")

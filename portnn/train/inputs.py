@@ -24,7 +24,7 @@ def resolve(net: Any, arrays: dict[str, Any], where: str) -> tuple[Namespace, An
     if p is not None and device != p.device:
         raise ValueError(f"{where}: {first} is on device {device} but the model is on {p.device}; move the data or "
                          "call model.to(...)")
-    checks.data(arrays, where, xp)
+    checks.data(arrays, where, xp, dtype=p.dtype if p is not None else net.dtype)  # and nothing its dtype overflows
     return xp, device, arrays
 
 
@@ -59,6 +59,7 @@ def xp_integral(xp: Namespace, x: Array) -> bool:
 def inputs(net: Any, X: Any, where: str) -> tuple[Placement, Array]:
     """(placement, X) of an inference call (predict): checked, the model placed, X as the first layer takes it."""
     xp, device, arrays = resolve(net, {"X": X}, where)
+    checks.features(arrays["X"], "X", where)
     output_shape(net, tuple(arrays["X"].shape), where)
     first_input(net, arrays["X"], xp, where)
     p = net.place(xp, device, arrays["X"])
@@ -75,6 +76,7 @@ def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
     labels = {}
     for xn, yn in pairs:
         xa, ya = arrays[xn], arrays[yn]
+        checks.features(xa, xn, where)
         if xa.ndim < 2 or ya.ndim < 1 or xa.shape[0] != ya.shape[0]:
             raise ValueError(f"{where}: {xn} has shape {tuple(xa.shape)} and {yn} has shape {tuple(ya.shape)}; they "
                              "need the same number of rows (samples)")

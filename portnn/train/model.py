@@ -20,6 +20,7 @@ from . import inputs
 from .fit import evaluate, fit, signature
 from .state import FIELDS, TrainingState
 from .step import Step
+from .summary import summary
 
 
 class Sequential:
@@ -223,6 +224,11 @@ class Sequential:
         _, x_all, y_all, _ = inputs.training_data(self, X, y, loss, "gradients")
         _, grads, _, _ = self.step(loss).gradients(self.params, self.state, x_all, y_all, (self.epoch, 0))
         return {(i, name): g for i, layer in enumerate(grads) for name, g in layer.items()}
+
+    def summary(self, input_shape: Any = None) -> str:
+        """Each layer's output shape for an input of ``input_shape`` (default: the one the model remembers), its
+        parameter and state counts, totals and bytes, as Keras prints (``portnn.train.summary``)."""
+        return summary(self, input_shape)
 
     fit = fit  # train: portnn.train.fit.fit (check -> resolve -> build the step -> run the loop -> commit)
     evaluate = evaluate  # loss and metrics on data: portnn.train.fit.evaluate

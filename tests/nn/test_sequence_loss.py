@@ -153,5 +153,5 @@ def test_target_values_are_checked(case64) -> None:
 
 @pytest.mark.parametrize("bad", [1.5, "x", True])
 def test_bad_ignore_index_is_named(bad) -> None:
-    with pytest.raises(TypeError, match="SoftmaxCrossEntropy: ignore_index must be None or an int"):
+    with pytest.raises(TypeError, match="SoftmaxCrossEntropy: ignore_index must be an int or None"):
         portnn.SoftmaxCrossEntropy(ignore_index=bad)

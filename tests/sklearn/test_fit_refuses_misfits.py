@@ -42,8 +42,8 @@ def test_a_network_of_the_right_width_still_fits() -> None:
 
 @pytest.mark.parametrize("random_state", [-1, "abc", 1.5, 2**32, True, [1]])
 def test_a_random_state_that_cannot_seed_is_refused_naming_it(random_state: Any) -> None:
-    with pytest.raises(ValueError, match=r"NeuralNetClassifier: random_state must be None or an int in "
-                                         r"\[0, 4294967295\] or a numpy RandomState"):
+    with pytest.raises(ValueError, match=r"NeuralNetClassifier: random_state must be an int in "
+                                         r"\[0, 4294967295\] or a numpy RandomState or None"):
         NeuralNetClassifier(max_iter=1, random_state=random_state).fit(X, LABELS)
 
 

@@ -1,8 +1,8 @@
 """Data a model cannot take is refused naming the argument, before any work (issue 23): a NumPy masked array (its
 mask would be ignored; it used to fail inside Dense.forward with a broadcast error), float64 values beyond a float32
 model's range (they became inf: 'loss is nan ... lower the learning rate'), and a 1-D X (said 'they need the same
-number of rows'). ``checks.data(..., dtype=)`` and ``checks.features`` are what fit and predict call; the two
-end-to-end tests marked xfail wait for fit/predict to pass them (train/model.py, the integrator's one-liners)."""
+number of rows'). ``checks.data(..., dtype=)`` and ``checks.features`` are what fit and predict call
+(portnn/train/inputs.py)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ def test_checks_refuse_values_beyond_the_model_dtype(case: Case) -> None:
     checks.data({"X": small}, "fit", case.xp, dtype=case.xp.float32)  # up to float32's largest
 
 
-@pytest.mark.xfail(strict=True, reason="needs fit/predict to pass the model's dtype to checks.data (integrator)")
 def test_fit_and_predict_refuse_values_beyond_a_float32_model() -> None:
     xp, device = portnn.backends.load("numpy")
     net = portnn.Sequential(portnn.Dense(3, 1), dtype="float32")
@@ -79,7 +78,6 @@ def test_checks_say_what_shape_an_input_needs() -> None:
     checks.features(np.ones((4, 1)), "X", "fit")
 
 
-@pytest.mark.xfail(strict=True, reason="needs _training_data to call checks.features on X (integrator)")
 def test_fit_says_what_shape_a_1d_x_needs() -> None:
     net = portnn.Sequential(portnn.Dense(1, 1))
     with pytest.raises(ValueError, match="^fit: " + ONE_D):
