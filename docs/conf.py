@@ -59,7 +59,8 @@ nb_output_stderr = "warn"  # a warning printed by a cell fails the build (-W)
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"portnn {version}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
@@ -68,4 +69,4 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_show_sourcelink = False
-html_sidebars = {"index": [], "benchmarks": [], "reliability": []}  # top-level pages without a section to navigate
+html_sidebars = {"index": [], "getting-started": [], "benchmarks": [], "reliability": []}  # top-level pages without a section to navigate
