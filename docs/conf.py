@@ -69,4 +69,5 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_show_sourcelink = False
-html_sidebars = {"index": [], "getting-started": [], "benchmarks": [], "reliability": []}  # top-level pages without a section to navigate
+# top-level pages without a section to navigate
+html_sidebars = {"index": [], "getting-started": [], "benchmarks": [], "reliability": []}
