@@ -9,7 +9,7 @@ from .layer import Context, Grads, Layer
 
 
 class Sigmoid(Layer):
-    """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2, which cannot overflow."""
+    """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2, which cannot overflow; any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
         y = 0.5 + 0.5 * ctx.xp.tanh(0.5 * x)
@@ -20,7 +20,7 @@ class Sigmoid(Layer):
 
 
 class Tanh(Layer):
-    """y = tanh(x)."""
+    """y = tanh(x) elementwise; any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
         y = ctx.xp.tanh(x)
@@ -31,7 +31,7 @@ class Tanh(Layer):
 
 
 class ReLU(Layer):
-    """y = max(x, 0)."""
+    """y = max(x, 0) elementwise; any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
         y = ctx.xp.maximum(x, 0.0)
@@ -45,7 +45,7 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """y = x for x > 0, alpha * x otherwise (alpha a Python float, so float32 stays float32)."""
+    """y = x for x > 0, alpha * x otherwise (alpha a Python float, so float32 stays float32); any shape, kept."""
 
     def __init__(self, alpha: float = 0.01) -> None:
         try:
@@ -68,7 +68,8 @@ class LeakyReLU(Layer):
 
 
 class Softmax(Layer):
-    """y = exp(x - max x) / sum(exp(x - max x)) over the last axis; the shift keeps exp from overflowing.
+    """y = exp(x - max x) / sum(exp(x - max x)) over the last axis (any shape, kept); the shift keeps exp from
+    overflowing.
 
     For training a classifier prefer raw logits with SoftmaxCrossEntropy (exact, cheaper); this layer turns logits
     into probabilities, e.g. for a model that predicts them."""
@@ -87,7 +88,7 @@ class Softmax(Layer):
 
 
 class Identity(Layer):
-    """y = x (a linear output layer made explicit)."""
+    """y = x (a linear output layer made explicit); any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, None]:
         return x, None

@@ -16,7 +16,8 @@ from .layer import Context, Grads, Layer
 
 
 class Dropout(Layer):
-    """Zero each input with probability ``p`` while training and scale the rest by 1 / (1 - p); identity otherwise."""
+    """Zero each input with probability ``p`` while training and scale the rest by 1 / (1 - p); identity otherwise.
+    Any shape, kept."""
 
     keyed = True
 

@@ -10,7 +10,7 @@ from .layer import Context, Grads, Layer
 
 
 class Flatten(Layer):
-    """Keep the batch axis, merge the rest in C order (as torch.flatten(x, 1))."""
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...): keep the batch axis, merge the rest in C order (torch.flatten(x, 1))."""
 
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         if len(shape) < 2:

@@ -60,7 +60,8 @@ class Loss:
 
 
 class SSE(Loss):
-    """Sum of squared errors over all samples and outputs (the seed article's loss): sum((out - y)^2)."""
+    """Sum of squared errors over all samples and outputs (the seed article's loss): sum((out - y)^2), out and y of
+    one shape (batch, k), a 0-d result."""
 
     reduction = "sum"
 
@@ -73,7 +74,8 @@ class SSE(Loss):
 
 
 class MSE(Loss):
-    """Mean of squared errors over all samples and outputs: mean((out - y)^2)."""
+    """Mean of squared errors over all samples and outputs: mean((out - y)^2), out and y of one shape (batch, k), a
+    0-d result."""
 
     def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Array]:
         diff = out - y

@@ -40,8 +40,9 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """Maximum of each window. Backward routes each output's gradient to one input: the first maximum of its
-    window in row-major order (as PyTorch on the CPU); where windows overlap, an input gets the sum."""
+    """Maximum of each window: (N, C, H, W) -> (N, C, OH, OW), OH = (H - kh) // stride + 1 (no padding). Backward
+    routes each output's gradient to one input: the first maximum of its window in row-major order (as PyTorch on
+    the CPU); where windows overlap, an input gets the sum."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
@@ -63,7 +64,8 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Mean of each window; backward spreads each output's gradient evenly over its window."""
+    """Mean of each window: (N, C, H, W) -> (N, C, OH, OW) as MaxPool2D; backward spreads each output's gradient
+    evenly over its window."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         cols = self._windows(x, ctx.xp)

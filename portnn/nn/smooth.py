@@ -46,7 +46,8 @@ class GELU(Layer):
 
 
 class SiLU(Layer):
-    """y = x sigmoid(x) (also called swish), as torch's silu; sigmoid as (1 + tanh(x/2)) / 2, so no overflow."""
+    """y = x sigmoid(x) (also called swish), as torch's silu; sigmoid as (1 + tanh(x/2)) / 2, so no overflow; any
+    shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         s = _sigmoid(x, ctx.xp)
@@ -65,7 +66,7 @@ class Softplus(Layer):
     """y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (linear there), as torch's softplus.
 
     Computed as (log1p(exp(-|beta x|)) + max(beta x, 0)) / beta, which neither overflows for large beta x nor
-    loses the tiny values for very negative ones; beta > 0."""
+    loses the tiny values for very negative ones; beta > 0. Any shape, kept."""
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         self.beta = number("Softplus", "beta", beta)
