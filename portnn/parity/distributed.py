@@ -19,17 +19,19 @@ from .check import Reference, Report, Row, compare, compute_reference, versions
 from .run import REFERENCE, Problem, Run, Target, parse_targets, tolerance
 
 
-def label(ranks: int, backend: str) -> str:
-    """How a distributed run shows in the backend column, e.g. 'numpy x2 ranks'."""
-    return f"{backend} x{ranks} ranks"
+def label(ranks: int, backend: str, compiled: bool = False) -> str:
+    """How a distributed run shows in the backend column, e.g. 'numpy x2 ranks', 'jax (jit) x4 ranks'."""
+    shown = Target(backend, "", "", compiled).label if compiled else backend
+    return f"{shown} x{ranks} ranks"
 
 
 def train(problem: Problem, ranks: int, dtypes: tuple[str, ...], backend: str = "numpy", device: str | None = None,
-          timeout: float = 600.0) -> dict[str, tuple[Run, bool]]:
-    """Run ``problem`` on ``ranks`` MPI ranks; per dtype: (rank 0's Run, True when all ranks' weights are
-    bit-identical)."""
+          timeout: float = 600.0, compiled: bool = False) -> dict[str, tuple[Run, bool]]:
+    """Run ``problem`` on ``ranks`` MPI ranks (``compiled``: the step compiled around the Allreduce); per dtype:
+    (rank 0's Run, True when all ranks' weights are bit-identical)."""
     argv = ["-m", "portnn.parity.ranks", "--example", problem.recipe.name, "--seed", str(problem.seed),
-            "--epochs", str(problem.epochs), "--dtype", ",".join(dtypes), "--backend", backend]
+            "--epochs", str(problem.epochs), "--dtype", ",".join(dtypes), "--backend", backend,
+            *(["--compile"] if compiled else [])]
     if problem.batch_size is not None:
         argv += ["--batch-size", str(problem.batch_size)]
     if device is not None:
@@ -43,7 +45,7 @@ def train(problem: Problem, ranks: int, dtypes: tuple[str, ...], backend: str = 
             weights = [{k.removeprefix("param/"): f[k] for k in f.files if k.startswith("param/")} for f in files]
             identical = all(w[k].tobytes() == weights[0][k].tobytes() for w in weights[1:] for k in weights[0])
             shown = device or next(iter(backends.get(backend).devices), "default")
-            run = Run(Target(label(ranks, backend), shown, dtype), weights[0],
+            run = Run(Target(label(ranks, backend, compiled), shown, dtype), weights[0],
                       [float(v) for v in files[0]["losses"]], float(files[0]["seconds"]))
             out[dtype] = (run, identical)
     return out
@@ -51,12 +53,12 @@ def train(problem: Problem, ranks: int, dtypes: tuple[str, ...], backend: str = 
 
 def check(problem: Problem, ranks: int, dtypes: tuple[str, ...], *, reference: Reference | None = None,
           backend: str = "numpy", device: str | None = None, tol_override: float | None = None,
-          timeout: float = 600.0) -> Report:
+          timeout: float = 600.0, compiled: bool = False) -> Report:
     """The parity report of ``problem`` trained on ``ranks`` ranks against single-process NumPy."""
     if reference is None:
         reference = compute_reference(problem, dtypes)
     rows: list[Row] = []
-    for dtype, (run, identical) in train(problem, ranks, dtypes, backend, device, timeout).items():
+    for dtype, (run, identical) in train(problem, ranks, dtypes, backend, device, timeout, compiled).items():
         tol = tolerance(Target(*REFERENCE, dtype), problem.recipe.name, tol_override)
         row = compare(run, reference, tol)
         if not identical:
@@ -75,11 +77,11 @@ def from_args(args: Any, problem: Problem, dtypes: tuple[str, ...]) -> Report:
     if args.against or args.check_dumps or args.trace:
         raise ValueError("--distributed compares N ranks with a single-process NumPy run computed here: "
                          "drop --against/--check-dumps/--trace")
-    backend, device = "numpy", None
+    backend, device, compiled = "numpy", None, False
     if args.backends:
-        targets = {(t.backend, t.device) for t in parse_targets(args.backends, dtypes)}
+        targets = {(t.backend, t.device, t.compiled) for t in parse_targets(args.backends, dtypes)}
         if len(targets) != 1:
-            raise ValueError(f"--distributed runs one backend and device; --backends {args.backends!r} names "
-                             f"{len(targets)}")
-        backend, device = targets.pop()
-    return check(problem, ranks, dtypes, backend=backend, device=device, tol_override=args.tol)
+            raise ValueError(f"--distributed runs one backend and device, compiled or not; --backends "
+                             f"{args.backends!r} names {len(targets)}")
+        backend, device, compiled = targets.pop()
+    return check(problem, ranks, dtypes, backend=backend, device=device, tol_override=args.tol, compiled=compiled)

@@ -1,7 +1,7 @@
 """The MPI worker behind ``portnn parity --distributed N``: trains a recipe's parity problem (one host
 initialisation, the recipe's data and hyper-parameters) data-parallel and writes, from EVERY rank,
 DIR/rank{R}-{DTYPE}.npz (atomically): its final weights 'param/INDEX.NAME', 'losses' (the global-batch loss of every
-step, from a per-step callback) and 'seconds' (fit's wall time).
+step, from a per-step callback), 'seconds' (fit's wall time) and 'traces' (how many functions fit compiled).
 
     mpiexec -n 2 python -m mpi4py -m portnn.parity.ranks --example mlp --dtype float64 --out DIR
 """
@@ -35,9 +35,9 @@ class StepLosses(Callback):
 
 
 def train_problem(problem: Problem, backend: str, device: str | None, dtype: str,
-                  comm: Any) -> tuple[Any, list[float], float]:
-    """Train ``problem`` (data-parallel over ``comm``, or in this process when None); returns (model, per-step
-    losses, seconds of fit)."""
+                  comm: Any, compile: bool | str = "auto") -> tuple[Any, list[float], float]:
+    """Train ``problem`` (data-parallel over ``comm``, or in this process when None; ``compile`` as fit's); returns
+    (model, per-step losses, seconds of fit)."""
     xp, dev = backends.load(backend, device)
     net = problem.model().to(xp, dev, dtype)
     X = host.from_numpy(problem.X, xp, device=dev, dtype=None)
@@ -46,7 +46,7 @@ def train_problem(problem: Problem, backend: str, device: str | None, dtype: str
     start = time.perf_counter()
     net.fit(X, y, loss=problem.recipe.loss(), optimizer=problem.recipe.optimizer(problem.lr), epochs=problem.epochs,
             **problem.recipe.controls(problem.epochs),
-            batch_size=problem.batch_size, metrics=[], communicator=comm, callbacks=[recorder])
+            batch_size=problem.batch_size, metrics=[], communicator=comm, callbacks=[recorder], compile=compile)
     return net, recorder.losses, time.perf_counter() - start
 
 
@@ -67,15 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default=",".join(DTYPES), help="float32, float64 or both")
     p.add_argument("--backend", default="numpy", help="backend from backends/")
     p.add_argument("--device", default=None, help="device string (e.g. device1)")
+    p.add_argument("--compile", action="store_true", help="compile the step (the backend's [compile] method)")
     p.add_argument("--out", required=True, help="folder for rank{R}-{DTYPE}.npz")
     args = p.parse_args(argv)
     comm = MPICommunicator()
     problem = problem_of(args)
     for dtype in [d for d in DTYPES if d in args.dtype.split(",")]:
-        net, losses, seconds = train_problem(problem, args.backend, args.device, dtype, comm)
+        net, losses, seconds = train_problem(problem, args.backend, args.device, dtype, comm,
+                                             True if args.compile else "auto")
         arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
         write_npz(Path(args.out) / f"rank{comm.rank}-{dtype}.npz",
-                  {**arrays, "losses": np.array(losses, dtype=np.float64), "seconds": np.array(seconds)})
+                  {**arrays, "losses": np.array(losses, dtype=np.float64), "seconds": np.array(seconds),
+                   "traces": np.array(net.compile_stats.get("traces", 0))})
     return 0
 
 

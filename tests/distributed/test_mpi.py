@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from portnn import backends
 from portnn.bench import distributed as distributed_bench
 from portnn.cli import main
 from portnn.distributed import launch as distributed_launch
@@ -27,22 +28,30 @@ def mpirun(ranks: int, args: list[str], timeout: float = 60.0) -> tuple:
     return distributed_launch.run(ranks, args, timeout=timeout)
 
 
-# (ranks, recipe, dtype, epochs, batch size, max |dW|): 200 steps each except the last (mlp: 64 rows / 16 = 4 batches)
+# (ranks, recipe, dtype, epochs, batch size, max |dW|[, backend compiled]): 200 steps each except the last (mlp: 64
+# rows / 16 = 4 batches); the compiled jobs run JAX's jit in two parts around the Allreduce (and SyncBatchNorm's
+# sums from inside the compiled step), against single-process NumPy
 JOBS = {
     "2-ranks-mlp-float64": (2, "mlp", "float64", 50, None, 1e-12),
     "4-ranks-spiral-adam-float32": (4, "spiral", "float32", 20, None, 1e-5),
     "3-ranks-seed-sse-uneven": (3, "seed", "float64", 200, None, 1e-12),
     # 64 rows in batches of 3: 22 steps an epoch, the last of 1 row, so 3 of the 4 ranks get no rows there
     "4-ranks-batch-3-empty-ranks": (4, "mlp", "float64", 9, 3, 1e-12),
+    "2-ranks-mlp-jax-compiled": (2, "mlp", "float64", 20, None, 1e-12, "jax"),
+    "4-ranks-mlp-jax-compiled": (4, "mlp", "float64", 10, None, 1e-12, "jax"),
+    "2-ranks-resnet-lines-jax-compiled": (2, "resnet-lines", "float64", 2, None, 1e-12, "jax"),
 }
 
 
 @pytest.mark.parametrize("job", list(JOBS))
 def test_ranks_end_with_the_single_process_weights(job: str, tmp_path: Path) -> None:
-    ranks, example, dtype, epochs, batch, tol = JOBS[job]
+    ranks, example, dtype, epochs, batch, tol, *compiled = JOBS[job]
+    if compiled and not backends.get(compiled[0]).installed():
+        pytest.skip(f"{compiled[0]} is not installed")
     argv = ["-m", "portnn.parity.ranks", "--example", example, "--dtype", dtype, "--epochs", str(epochs),
-            "--out", str(tmp_path), *(["--batch-size", str(batch)] if batch else [])]
-    done, _ = mpirun(ranks, argv)
+            "--out", str(tmp_path), *(["--batch-size", str(batch)] if batch else []),
+            *(["--backend", compiled[0], "--compile"] if compiled else [])]
+    done, _ = mpirun(ranks, argv, timeout=180.0 if compiled else 60.0)
     assert done.returncode == 0, done.stderr
     problem = Problem.from_recipe(example, 1, epochs)
     if batch:
@@ -57,6 +66,7 @@ def test_ranks_end_with_the_single_process_weights(job: str, tmp_path: Path) -> 
         for key, value in rank0.items():
             assert other[f"param/{key}"].tobytes() == value.tobytes(), f"{key} differs between ranks"
     assert len(results[0]["losses"]) == len(single.losses)  # the same global batches, step by step
+    assert (int(results[0]["traces"]) > 0) == bool(compiled)  # compiled: gradients and commit were traced
     np.testing.assert_allclose(results[0]["losses"], single.losses, rtol=10 * tol, atol=0)
 
 
