@@ -77,11 +77,11 @@ class Number:
 
     def __call__(self, value: Any, name: str, owner: str) -> float:
         if isinstance(value, bool | str | bytes):
-            raise _fail(owner, name, self.describe(), value, ArgumentTypeError)
+            raise _fail(owner, name, "a number", value, ArgumentTypeError)
         try:
             result = float(value)
         except (TypeError, ValueError, OverflowError):
-            raise _fail(owner, name, self.describe(), value, ArgumentTypeError) from None
+            raise _fail(owner, name, "a number", value, ArgumentTypeError) from None
         too_low = result <= self.low if self.low_open else result < self.low
         too_high = result >= self.high if self.high_open else result > self.high
         if not math.isfinite(result) or too_low or too_high:
@@ -159,12 +159,13 @@ class AnyOf:
 
 @dataclass(frozen=True)
 class Pair:
-    """A pair (tuple or list of two), each checked by ``rule``, returned as a tuple."""
+    """A pair (tuple or list of two), each checked by ``rule``, returned as a tuple; ``what`` describes it."""
 
     rule: Rule
+    what: str = "a pair"
 
     def describe(self) -> str:
-        return f"a pair of {self.rule.describe()}"
+        return self.what
 
     def __call__(self, value: Any, name: str, owner: str) -> tuple[Any, Any]:
         if not isinstance(value, tuple | list) or len(value) != 2:
@@ -247,7 +248,7 @@ class Checked:
         old = self.__dict__.get(name, missing)
         object.__setattr__(self, name, value)
         try:
-            self._relations()
+            self._relations(name)
         except BaseException:
             if old is missing:
                 object.__delattr__(self, name)
@@ -255,6 +256,6 @@ class Checked:
                 object.__setattr__(self, name, old)
             raise
 
-    def _relations(self) -> None:
-        """Checks across attributes, run after each checked assignment (the assignment is undone if one fails);
+    def _relations(self, changed: str) -> None:
+        """Checks across attributes, run after each checked assignment of ``changed`` (undone if one fails);
         attributes not set yet (during construction) are read with ``getattr(self, name, default)``."""

@@ -38,7 +38,7 @@ class MultiHeadAttention(Checked, Layer):
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.causal, self.dropout, self.bias = causal, dropout, bias
 
-    def _relations(self) -> None:
+    def _relations(self, changed: str) -> None:
         e, h = getattr(self, "embed_dim", None), getattr(self, "num_heads", None)
         if e is not None and h is not None and e % h:
             raise ValueError(f"MultiHeadAttention: embed_dim ({e}) must be divisible by num_heads ({h})")

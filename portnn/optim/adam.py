@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import array_api_compat
 
-from ..array.numbers import number, positive
 from ..array.types import Device, Namespace, Params
+from ..array.validation import FRACTION, NON_NEGATIVE, POSITIVE, Pair, Rule
 from .optimizer import Optimizer, OptState, decayed, zeros_like
 
 
@@ -17,20 +17,12 @@ class Adam(Optimizer):
     The step counter t is a 0-d int64 array in the state, and the bias corrections are computed from it on the
     device in float64 and rounded once to the parameters' dtype, so the update is a pure function of arrays."""
 
+    constraints: ClassVar[dict[str, Rule]] = {"lr": POSITIVE, "betas": Pair(FRACTION, "a pair (beta1, beta2)"),
+                                              "eps": POSITIVE, "weight_decay": NON_NEGATIVE}
+
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-
-    def _check(self, name: str, value: Any) -> Any:
-        if name in ("lr", "eps"):
-            return positive("Adam", name, value)
-        if name == "betas":
-            if not isinstance(value, tuple | list) or len(value) != 2:
-                raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {value!r}")
-            return (number("Adam", "betas[0]", value[0], 0.0, 1.0), number("Adam", "betas[1]", value[1], 0.0, 1.0))
-        if name == "weight_decay":
-            return number("Adam", "weight_decay", value, 0.0)
-        return value
 
     def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return ("m", "v"), ("step",)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import array_api_compat
 
 from ..array.types import Device, Namespace, Params
-from ..array.validation import FRACTION, NON_NEGATIVE, POSITIVE, Checked, Instance, Items, Pair, Rule
+from ..array.validation import FRACTION, NON_NEGATIVE, POSITIVE, Instance, Items, Pair, Rule
 from .adam import Adam
 from .optimizer import Optimizer, OptState
 
@@ -37,11 +37,11 @@ def qualified(layer: Any, name: str) -> str:
     return f"{type(layer).__name__}.{name}"
 
 
-class AdamW(Checked, Optimizer):
+class AdamW(Optimizer):
     """p <- p (1 - lr wd) for parameters matching ``decay``; then Adam's step (see the module docstring)."""
 
     constraints: ClassVar[dict[str, Rule]] = {
-        "lr": POSITIVE, "betas": Pair(FRACTION), "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
+        "lr": POSITIVE, "betas": Pair(FRACTION, "a pair (beta1, beta2)"), "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
         "decay": Items(Instance(str, "a 'LayerType.parameter' name pattern")),
     }
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..array import tree
 from ..array.types import Device, Namespace, Params
+from ..array.validation import Checked
 
 OptState = dict[str, Any]  # slot name -> a tree shaped like the parameters, or a 0-d array (Adam's 'step')
 OPTIMIZERS: dict[str, type[Optimizer]] = {}  # every public Optimizer subclass by class name (for checkpoints)
@@ -18,31 +20,24 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {}  # every public Optimizer subclass b
 
 def zeros_like(params: Params, xp: Namespace, device: Device) -> Params:
     """A tree of zeros shaped, typed and placed like ``params``."""
-    return [{n: xp.zeros(p.shape, dtype=p.dtype, device=device) for n, p in layer.items()} for layer in params]
+    return tree.zeros_like(params, xp, device)
 
 
 def decayed(params: Params, grads: Params, weight_decay: float) -> Params:
     """Gradients with L2 weight decay added (g + wd * p), as PyTorch's SGD and Adam do."""
     if weight_decay == 0.0:
         return grads
-    return [{n: g[n] + weight_decay * p for n, p in layer.items()} for layer, g in zip(params, grads, strict=True)]
+    return tree.map(lambda p, g: g + weight_decay * p, params, grads)
 
 
-class Optimizer:
+class Optimizer(Checked):
     """Base class. Every hyper-parameter is checked and coerced (to a Python float) whenever it is set, in the
-    constructor or later (``opt.lr = 0.01``)."""
+    constructor or later (``opt.lr = 0.01``), by the subclass's ``constraints``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             OPTIMIZERS[cls.__name__] = cls
-
-    def _check(self, name: str, value: Any) -> Any:
-        """The checked value of hyper-parameter ``name`` (other attributes pass through unchanged)."""
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, self._check(name, value))
 
     def bind(self, layers: Sequence[Any]) -> Optimizer:
         """Tell the optimizer which layers the parameter trees it will update belong to (one per tree entry), for
@@ -96,11 +91,11 @@ class Optimizer:
         """The exception naming the first problem: a tree that is not a list of dicts (TypeError), a tree with another
         number of layers (ValueError), a parameter without a gradient or a state slot (KeyError)."""
         owner = f"{type(self).__name__}.update"
-        for what, tree in (("params", params), ("grads", grads)):
-            if not isinstance(tree, list | tuple):
+        for what, given in (("params", params), ("grads", grads)):
+            if not isinstance(given, list | tuple):
                 return TypeError(f"{owner}: {what} must be a list with one {{name: array}} per layer, got "
-                                 f"{type(tree).__name__}")
-            for i, layer in enumerate(tree):
+                                 f"{type(given).__name__}")
+            for i, layer in enumerate(given):
                 if not isinstance(layer, dict):
                     return TypeError(f"{owner}: {what}[{i}] must be a {{name: array}} dict, got {type(layer).__name__}")
         if not isinstance(state, dict):
@@ -108,9 +103,9 @@ class Optimizer:
                              f"{type(state).__name__}")
         slots, counters = self.slot_names()
         trees = {"grads": grads, **{f"state slot {s!r}": state.get(s) for s in slots}}
-        for what, tree in trees.items():
-            if isinstance(tree, list | tuple) and len(tree) != len(params):
-                return ValueError(f"{owner}: {what} has {len(tree)} layers but params have {len(params)}; it "
+        for what, given in trees.items():
+            if isinstance(given, list | tuple) and len(given) != len(params):
+                return ValueError(f"{owner}: {what} has {len(given)} layers but params have {len(params)}; it "
                                   "belongs to another model")
         for i, layer in enumerate(params):
             for n in layer:

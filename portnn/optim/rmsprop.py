@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 import array_api_compat
 
 from ..array.types import Device, Namespace, Params
-from ..array.validation import BOOLEAN, FRACTION, NON_NEGATIVE, POSITIVE, Checked, Rule
+from ..array.validation import BOOLEAN, FRACTION, NON_NEGATIVE, POSITIVE, Rule
 from .optimizer import Optimizer, OptState, decayed, zeros_like
 from .sgd import _as_dtype
 
 
-class RMSprop(Checked, Optimizer):
+class RMSprop(Optimizer):
     """g <- g + wd p;  s <- alpha s + (1-alpha) g^2;  centered: a <- alpha a + (1-alpha) g, s' = s - a^2;
     d = sqrt(s') + eps;  with momentum: b <- momentum b + g / d, p <- p - lr b;  else p <- p - lr g / d."""
 

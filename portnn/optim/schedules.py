@@ -10,10 +10,9 @@ are, and ``config()`` with the class name (``SCHEDULES``) rebuilds the schedule 
 from __future__ import annotations
 
 import math
-import operator
-from typing import Any
+from typing import Any, ClassVar
 
-from ..array.numbers import number, positive
+from ..array.validation import COUNT, INDEX, NON_NEGATIVE, POSITIVE, Checked, Choice, Number, Rule
 
 SCHEDULES: dict[str, type[Schedule]] = {}  # every public Schedule subclass by class name (for checkpoints)
 INTERVALS = ("step", "epoch")
@@ -21,23 +20,12 @@ _ABSTRACT = ("Schedule is a base class; use StepLR, ExponentialLR, CosineAnneali
              "_lr(base, t)")
 
 
-def integer(owner: str, name: str, value: Any, low: int) -> int:
-    """``value`` as a Python int (NumPy integers accepted; bools, floats and strings refused), at least ``low``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    try:
-        result = operator.index(value)
-    except TypeError as err:
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}") from err
-    if result < low:
-        raise ValueError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
-    return result
-
-
-class Schedule:
-    """Base class: ``lr(base_lr, t)`` for the t-th step or epoch (``interval``), arguments checked when set."""
+class Schedule(Checked):
+    """Base class: ``lr(base_lr, t)`` for the t-th step or epoch (``interval``), arguments checked when set (each
+    subclass's ``constraints``)."""
 
     interval: str
+    constraints: ClassVar[dict[str, Rule]] = {"interval": Choice(*INTERVALS)}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -51,19 +39,10 @@ class Schedule:
                             "step or epoch; a Schedule subclass must")
         self.interval = interval
 
-    def _check(self, name: str, value: Any) -> Any:
-        """The checked value of argument ``name``; subclasses check theirs and defer the rest here."""
-        if name == "interval" and value not in INTERVALS:
-            raise ValueError(f"{type(self).__name__}: interval must be 'step' or 'epoch', got {value!r}")
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, self._check(name, value))
-
     def lr(self, base_lr: float, t: int) -> float:
         """The learning rate of the t-th step or epoch (t = 0 is the first) for an optimizer built with ``base_lr``."""
         owner = f"{type(self).__name__}.lr"
-        base, step = positive(owner, "base_lr", base_lr), integer(owner, "t", t, 0)
+        base, step = POSITIVE(base_lr, "base_lr", owner), INDEX(t, "t", owner)
         try:
             return self._lr(base, step)
         except OverflowError:  # a growing rate (gamma > 1) past float range: training then fails as for any inf
@@ -88,12 +67,8 @@ class StepLR(Schedule):
         super().__init__(interval)
         self.step_size, self.gamma = step_size, gamma
 
-    def _check(self, name: str, value: Any) -> Any:
-        if name == "step_size":
-            return integer("StepLR", "step_size", value, 1)
-        if name == "gamma":  # > 0: an optimizer's lr must stay positive; > 1 grows, as torch allows
-            return positive("StepLR", "gamma", value)
-        return super()._check(name, value)
+    # gamma > 0: an optimizer's lr must stay positive; > 1 grows, as torch allows
+    constraints: ClassVar[dict[str, Rule]] = {**Schedule.constraints, "step_size": COUNT, "gamma": POSITIVE}
 
     def _lr(self, base: float, t: int) -> float:
         return base * self.gamma ** (t // self.step_size)
@@ -109,10 +84,7 @@ class ExponentialLR(Schedule):
         super().__init__(interval)
         self.gamma = gamma
 
-    def _check(self, name: str, value: Any) -> Any:
-        if name == "gamma":  # > 0: an optimizer's lr must stay positive; > 1 grows, as torch allows
-            return positive("ExponentialLR", "gamma", value)
-        return super()._check(name, value)
+    constraints: ClassVar[dict[str, Rule]] = {**Schedule.constraints, "gamma": POSITIVE}
 
     def _lr(self, base: float, t: int) -> float:
         return base * self.gamma ** t
@@ -142,22 +114,16 @@ class CosineAnnealing(Schedule):
         super().__init__(interval)
         self.total, self.warmup, self.eta_min, self.warmup_start_factor = total, warmup, eta_min, warmup_start_factor
 
-    def _check(self, name: str, value: Any) -> Any:
-        if name == "total":
-            value = integer("CosineAnnealing", "total", value, 1)
-            if value <= getattr(self, "warmup", 0):
-                raise ValueError(f"CosineAnnealing: total must be > warmup ({self.warmup}), got {value!r}")
-            return value
-        if name == "warmup":
-            value = integer("CosineAnnealing", "warmup", value, 0)
-            if value >= self.total:
-                raise ValueError(f"CosineAnnealing: warmup must be < total ({self.total}), got {value!r}")
-            return value
-        if name == "eta_min":
-            return number("CosineAnnealing", "eta_min", value, 0.0)
-        if name == "warmup_start_factor":
-            return number("CosineAnnealing", "warmup_start_factor", value, 0.0, 1.0, low_open=True, high_open=False)
-        return super()._check(name, value)
+    constraints: ClassVar[dict[str, Rule]] = {**Schedule.constraints, "total": COUNT, "warmup": INDEX,
+                                              "eta_min": NON_NEGATIVE,
+                                              "warmup_start_factor": Number(0.0, 1.0, low_open=True, high_open=False)}
+
+    def _relations(self, changed: str) -> None:
+        total, warmup = getattr(self, "total", None), getattr(self, "warmup", 0)
+        if total is not None and warmup >= total:
+            if changed == "warmup":
+                raise ValueError(f"CosineAnnealing: warmup must be < total ({total}), got {warmup!r}")
+            raise ValueError(f"CosineAnnealing: total must be > warmup ({warmup}), got {total!r}")
 
     def _lr(self, base: float, t: int) -> float:
         w = self.warmup

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import array_api_compat
 
-from ..array.numbers import number, positive
 from ..array.types import Device, Namespace, Params
+from ..array.validation import BOOLEAN, FRACTION, NON_NEGATIVE, POSITIVE, Rule
 from .optimizer import Optimizer, OptState, decayed, zeros_like
 
 
@@ -15,30 +15,16 @@ class SGD(Optimizer):
     """g <- g + wd p;  v <- momentum v + g;  p <- p - lr (g + momentum v if nesterov else v)  (v = g without
     momentum)."""
 
+    constraints: ClassVar[dict[str, Rule]] = {"lr": POSITIVE, "momentum": FRACTION, "weight_decay": NON_NEGATIVE,
+                                              "nesterov": BOOLEAN}
+
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
-        if nesterov and not float(momentum) > 0.0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
 
-    def _check(self, name: str, value: Any) -> Any:
-        if name == "lr":
-            return positive("SGD", "lr", value)
-        if name == "momentum":
-            value = number("SGD", "momentum", value, 0.0, 1.0)
-            if value == 0.0 and getattr(self, "nesterov", False):
-                raise ValueError("SGD: momentum must stay > 0 while nesterov=True")
-            return value
-        if name == "weight_decay":
-            return number("SGD", "weight_decay", value, 0.0)
-        if name == "nesterov":
-            if not isinstance(value, bool):
-                raise TypeError(f"SGD: nesterov must be True or False, got {value!r}")
-            if value and getattr(self, "momentum", 0.0) == 0.0:
-                raise ValueError("SGD: nesterov=True needs momentum > 0")
-        return value
+    def _relations(self, changed: str) -> None:
+        if getattr(self, "nesterov", False) and getattr(self, "momentum", 0.0) == 0.0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
 
     def slot_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (("velocity",) if self.momentum else ()), ()

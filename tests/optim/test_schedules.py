@@ -112,23 +112,23 @@ def test_lr_is_a_python_float_for_numpy_inputs() -> None:
 
 
 @pytest.mark.parametrize(("make", "error", "message"), [
-    (lambda: StepLR(0), ValueError, r"StepLR: step_size must be an integer >= 1, got 0"),
+    (lambda: StepLR(0), ValueError, r"StepLR: step_size must be an int >= 1, got 0"),
     (lambda: StepLR(2.0),  # type: ignore[arg-type]
-     TypeError, r"StepLR: step_size must be an integer, got 2.0"),
-    (lambda: StepLR(True), TypeError, r"StepLR: step_size must be an integer, got True"),
+     TypeError, r"StepLR: step_size must be an int >= 1, got 2.0"),
+    (lambda: StepLR(True), TypeError, r"StepLR: step_size must be an int >= 1, got True"),
     (lambda: StepLR(2, gamma=0.0), ValueError, r"StepLR: gamma must be a finite number > 0, got 0.0"),
     (lambda: StepLR(2, gamma=float("nan")), ValueError, r"StepLR: gamma must be a finite number > 0, got nan"),
     (lambda: StepLR(2, gamma="x"),  # type: ignore[arg-type]
      TypeError, r"StepLR: gamma must be a number, got 'x'"),
-    (lambda: StepLR(2, interval="batch"), ValueError, r"StepLR: interval must be 'step' or 'epoch', got 'batch'"),
+    (lambda: StepLR(2, interval="batch"), ValueError, r"StepLR: interval must be one of 'step', 'epoch', got 'batch'"),
     (lambda: ExponentialLR(-0.5), ValueError, r"ExponentialLR: gamma must be a finite number > 0, got -0.5"),
     (lambda: ExponentialLR(float("inf")), ValueError, r"ExponentialLR: gamma must be a finite number > 0"),
     (lambda: ExponentialLR(0.9, interval=None),  # type: ignore[arg-type]
-     ValueError, r"ExponentialLR: interval must be 'step' or 'epoch'"),
-    (lambda: CosineAnnealing(0), ValueError, r"CosineAnnealing: total must be an integer >= 1, got 0"),
+     ValueError, r"ExponentialLR: interval must be one of 'step', 'epoch'"),
+    (lambda: CosineAnnealing(0), ValueError, r"CosineAnnealing: total must be an int >= 1, got 0"),
     (lambda: CosineAnnealing(10.5),  # type: ignore[arg-type]
-     TypeError, r"CosineAnnealing: total must be an integer, got 10.5"),
-    (lambda: CosineAnnealing(10, warmup=-1), ValueError, r"CosineAnnealing: warmup must be an integer >= 0"),
+     TypeError, r"CosineAnnealing: total must be an int >= 1, got 10.5"),
+    (lambda: CosineAnnealing(10, warmup=-1), ValueError, r"CosineAnnealing: warmup must be an int >= 0"),
     (lambda: CosineAnnealing(10, warmup=10), ValueError, r"CosineAnnealing: warmup must be < total \(10\), got 10"),
     (lambda: CosineAnnealing(10, eta_min=-1e-3), ValueError, r"CosineAnnealing: eta_min must be a finite number >= 0"),
     (lambda: CosineAnnealing(10, eta_min=float("inf")), ValueError, r"CosineAnnealing: eta_min must be a finite"),
@@ -136,7 +136,7 @@ def test_lr_is_a_python_float_for_numpy_inputs() -> None:
      r"CosineAnnealing: warmup_start_factor must be a finite number in \(0, 1\], got 0.0"),
     (lambda: CosineAnnealing(10, warmup=2, warmup_start_factor=1.5), ValueError,
      r"CosineAnnealing: warmup_start_factor must be a finite number in \(0, 1\], got 1.5"),
-    (lambda: CosineAnnealing(10, interval="Epoch"), ValueError, r"CosineAnnealing: interval must be 'step' or"),
+    (lambda: CosineAnnealing(10, interval="Epoch"), ValueError, r"CosineAnnealing: interval must be one of 'step',"),
 ])
 def test_bad_arguments_are_named(make: Callable[[], Schedule], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
@@ -154,7 +154,7 @@ def test_arguments_are_checked_when_set_later() -> None:
     step = StepLR(5)
     with pytest.raises(ValueError, match=r"StepLR: gamma must be a finite number > 0, got 0"):
         step.gamma = 0
-    with pytest.raises(ValueError, match=r"StepLR: interval must be 'step' or 'epoch'"):
+    with pytest.raises(ValueError, match=r"StepLR: interval must be one of 'step', 'epoch'"):
         step.interval = "steps"
     step.gamma = np.float64(0.5)
     assert type(step.gamma) is float
@@ -162,8 +162,8 @@ def test_arguments_are_checked_when_set_later() -> None:
 
 
 @pytest.mark.parametrize(("t", "base", "error", "message"), [
-    (-1, 0.1, ValueError, r"StepLR.lr: t must be an integer >= 0, got -1"),
-    (1.0, 0.1, TypeError, r"StepLR.lr: t must be an integer, got 1.0"),
+    (-1, 0.1, ValueError, r"StepLR.lr: t must be an int >= 0, got -1"),
+    (1.0, 0.1, TypeError, r"StepLR.lr: t must be an int >= 0, got 1.0"),
     (1, 0.0, ValueError, r"StepLR.lr: base_lr must be a finite number > 0, got 0.0"),
     (1, float("nan"), ValueError, r"StepLR.lr: base_lr must be a finite number > 0, got nan"),
 ])
