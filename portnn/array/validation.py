@@ -220,6 +220,7 @@ class Instance:
 
 
 # the rules used most
+FINITE = Number()
 POSITIVE = Number(0.0, low_open=True)
 NON_NEGATIVE = Number(0.0)
 COUNT = Integer(1)  # sizes, widths, epochs of a schedule

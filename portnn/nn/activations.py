@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import FRACTION
 from .layer import Context, Grads, Layer
 
 
@@ -48,12 +49,7 @@ class LeakyReLU(Layer):
     """y = x for x > 0, alpha * x otherwise (alpha a Python float, so float32 stays float32); any shape, kept."""
 
     def __init__(self, alpha: float = 0.01) -> None:
-        try:
-            self.alpha = float(alpha)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"LeakyReLU: alpha must be a number, got {alpha!r}") from err
-        if not 0.0 <= self.alpha < 1.0:
-            raise ValueError(f"LeakyReLU: alpha must be in [0, 1), got {alpha!r}")
+        self.alpha = FRACTION(alpha, "alpha", "LeakyReLU")
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
         return ctx.xp.maximum(x, self.alpha * x), x  # max(x, alpha x) is right because 0 <= alpha < 1

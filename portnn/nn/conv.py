@@ -10,41 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
-from ..array.validation import BOOLEAN
 from . import windows
-from .init import bias as draw_bias
-from .init import check_bias_init, initializer
-from .layer import Context, Grads, Layer
+from .affine import _Affine
+from .layer import Context, Grads
 
 
-class Conv2D(Layer):
+class Conv2D(_Affine):
     """(N, in_channels, H, W) -> (N, out_channels, OH, OW); weight (out, in, kh, kw), bias (out,)."""
+
+    sizes = ("in_channels", "out_channels")
+    in_channels: int
+    out_channels: int
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: Any = 1,
                  padding: Any = 0, bias: bool = True, init: str = "he_uniform", bias_init: str = "zeros") -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Conv2D: {name} must be a positive int, got {value!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self._affine(in_channels, out_channels, bias, init, bias_init)
         self.kernel_size = windows.pair(kernel_size, "kernel_size", "Conv2D", 1)
         self.stride = windows.pair(stride, "stride", "Conv2D", 1)
         self.padding = windows.pair(padding, "padding", "Conv2D", 0)
-        self.bias, self.initializer = BOOLEAN(bias, "bias", "Conv2D"), init  # 'no' or 0: a typo
-        self._draw = initializer(init)  # fails early on an unknown initialiser name
-        self.bias_init = check_bias_init(bias_init, "Conv2D")
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_channels, self.in_channels, *self.kernel_size)}
-        return {**shapes, "bias": (self.out_channels,)} if self.bias else shapes
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels, *self.kernel_size)  # fan-in: in_channels * kh * kw
 
-    def init(self, rng: Any) -> dict[str, Any]:
-        """Weight from the initialiser (fan-in = in_channels * kh * kw), then the bias from ``bias_init`` (zeros:
-        nothing drawn); drawn on the host."""
-        shapes = self.param_shapes()
-        params = {"weight": self._draw(rng, shapes["weight"])}
-        if self.bias:
-            params["bias"] = draw_bias(rng, self.bias_init, shapes["weight"], shapes["bias"])
-        return params
+    def geometry(self) -> dict[str, Any]:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -89,10 +78,3 @@ class Conv2D(Layer):
         dcols = xp.reshape(w2.T @ dy, (n, c, kh * kw, oh, ow))
         dx = windows.fold(dcols, self.kernel_size, self.stride, (h + 2 * ph, w + 2 * pw), xp)
         return (dx[:, :, ph:ph + h, pw:pw + w] if ph or pw else dx), grads
-
-    def config(self) -> dict[str, Any]:
-        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                  "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
-                  "bias": self.bias, "init": self.initializer}
-        # bias_init only when not the default: models with zero biases save the same architecture JSON as before
-        return config if self.bias_init == "zeros" else {**config, "bias_init": self.bias_init}

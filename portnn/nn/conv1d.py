@@ -7,54 +7,45 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
-from ..array.validation import BOOLEAN
+from ..array.validation import Integer
 from . import windows
+from .affine import _Affine
 from .conv import Conv2D
-from .init import bias as draw_bias
-from .init import check_bias_init, initializer
-from .layer import Context, Grads, Layer
+from .layer import Context, Grads
 
 
 def _single(value: Any, name: str, minimum: int) -> int:
     """``value`` (an int, or a one-element tuple/list of one as PyTorch allows) as an int >= ``minimum``."""
     values = value if isinstance(value, tuple | list) else (value,)
-    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int) or values[0] < minimum:
-        raise ValueError(f"Conv1D: {name} must be an int >= {minimum}, got {value!r}")
-    return int(values[0])
+    rule = Integer(minimum)
+    if len(values) != 1:
+        raise ValueError(f"Conv1D: {name} must be {rule.describe()}, got {value!r}")
+    return rule(values[0], name, "Conv1D")
 
 
-class Conv1D(Layer):
+class Conv1D(_Affine):
     """(N, in_channels, L) -> (N, out_channels, OL), OL = (L + 2 padding - kernel_size) // stride + 1; weight
     (out, in, kernel_size) and bias (out,) as PyTorch's Conv1d."""
 
+    sizes = ("in_channels", "out_channels")
+    in_channels: int
+    out_channels: int
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  bias: bool = True, init: str = "he_uniform", bias_init: str = "zeros") -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Conv1D: {name} must be a positive int, got {value!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self._affine(in_channels, out_channels, bias, init, bias_init)
         self.kernel_size = _single(kernel_size, "kernel_size", 1)
         self.stride = _single(stride, "stride", 1)
         self.padding = _single(padding, "padding", 0)
-        self.bias, self.initializer = BOOLEAN(bias, "bias", "Conv1D"), init  # 'no' or 0: a typo
-        self._draw = initializer(init)  # fails early on an unknown initialiser name
-        self.bias_init = check_bias_init(bias_init, "Conv1D")
         # the 2-D layer that does the work on (N, C, 1, L); configuration only, like this one
         self._conv2d = Conv2D(in_channels, out_channels, (1, self.kernel_size), stride=(1, self.stride),
                               padding=(0, self.padding), bias=self.bias, init=init)
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_channels, self.in_channels, self.kernel_size)}
-        return {**shapes, "bias": (self.out_channels,)} if self.bias else shapes
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels, self.kernel_size)  # fan-in: in_channels * kernel_size
 
-    def init(self, rng: Any) -> dict[str, Any]:
-        """Weight from the initialiser (fan-in = in_channels * kernel_size), then the bias from ``bias_init``
-        (zeros: nothing drawn); drawn on the host."""
-        shapes = self.param_shapes()
-        params = {"weight": self._draw(rng, shapes["weight"])}
-        if self.bias:
-            params["bias"] = draw_bias(rng, self.bias_init, shapes["weight"], shapes["bias"])
-        return params
+    def geometry(self) -> dict[str, Any]:
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
     def _out_length(self, length: int) -> int:
         return windows.out_size(length, self.kernel_size, self.stride, self.padding)
@@ -87,10 +78,3 @@ class Conv1D(Layer):
         dx, grads = self._conv2d.backward(self._as_2d(params, xp), saved, xp.reshape(dy, (n, o, 1, out)), ctx)
         grads = {**grads, "weight": xp.reshape(grads["weight"], (o, self.in_channels, self.kernel_size))}
         return (None if dx is None else xp.reshape(dx, (n, self.in_channels, dx.shape[3]))), grads
-
-    def config(self) -> dict[str, Any]:
-        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                  "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                  "bias": self.bias, "init": self.initializer}
-        # bias_init only when not the default, as Dense and Conv2D
-        return config if self.bias_init == "zeros" else {**config, "bias_init": self.bias_init}

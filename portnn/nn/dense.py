@@ -6,38 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
-from ..array.validation import BOOLEAN
-from .init import bias as draw_bias
-from .init import check_bias_init, initializer
-from .layer import Context, Grads, Layer
+from .affine import _Affine
+from .layer import Context, Grads
 
 
-class Dense(Layer):
+class Dense(_Affine):
     """Affine map from (batch, ..., in_features) to (batch, ..., out_features)."""
+
+    in_features: int
+    out_features: int
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "glorot_uniform",
                  bias_init: str = "zeros") -> None:
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
-        self.in_features, self.out_features = in_features, out_features
-        self.bias = BOOLEAN(bias, "bias", "Dense")  # 'no' or 0 is a typo, not a choice
-        self.initializer = init
-        self._draw = initializer(init)  # fails early on an unknown initialiser name
-        self.bias_init = check_bias_init(bias_init, "Dense")
+        self._affine(in_features, out_features, bias, init, bias_init)
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes: dict[str, tuple[int, ...]] = {"weight": (self.in_features, self.out_features)}
-        return {**shapes, "bias": (self.out_features,)} if self.bias else shapes
-
-    def init(self, rng: Any) -> dict[str, Any]:
-        """Weight from the chosen initialiser, then the bias from ``bias_init`` (zeros: nothing drawn); drawn on the
-        host, identical on every backend."""
-        shapes = self.param_shapes()
-        params = {"weight": self._draw(rng, shapes["weight"])}
-        if self.bias:
-            params["bias"] = draw_bias(rng, self.bias_init, shapes["weight"], shapes["bias"])
-        return params
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.in_features, self.out_features)
 
     def output_shape(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         if len(shape) < 2 or shape[-1] != self.in_features:
@@ -66,9 +50,3 @@ class Dense(Layer):
             return None, grads
         dx = dy2 @ params["weight"].T
         return (dx if x.ndim == 2 else xp.reshape(dx, tuple(x.shape))), grads
-
-    def config(self) -> dict[str, Any]:
-        config = {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
-                  "init": self.initializer}
-        # bias_init only when not the default: models with zero biases save the same architecture JSON as before
-        return config if self.bias_init == "zeros" else {**config, "bias_init": self.bias_init}

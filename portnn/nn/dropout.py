@@ -7,10 +7,10 @@ process.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..array.types import Array
+from ..array.validation import FRACTION
 from . import threefry
 from .layer import Context, Grads, Layer
 
@@ -22,13 +22,7 @@ class Dropout(Layer):
     keyed = True
 
     def __init__(self, p: float = 0.5) -> None:
-        try:
-            p = float(p)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"Dropout: p must be a number, got {p!r}") from err
-        if not (math.isfinite(p) and 0.0 <= p < 1.0):
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
-        self.p = p
+        self.p = FRACTION(p, "p", "Dropout")
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         if not ctx.training or ctx.key is None or self.p == 0.0:

@@ -12,15 +12,9 @@ import math
 from typing import Any
 
 from ..array import random as host_random
-from ..array.numbers import number, positive
 from ..array.types import Array
+from ..array.validation import BOOLEAN, COUNT, POSITIVE, Number
 from .layer import Context, Grads, Layer
-
-
-def _count(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _normalised_backward(dx_hat: Array, x_hat: Array, inv_std: Array, axes: tuple[int, ...], xp: Any) -> Array:
@@ -37,12 +31,10 @@ class _BatchNorm(Layer):
 
     def __init__(self, features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True) -> None:
         owner = type(self).__name__
-        self.features = _count(owner, "features", features)
-        self.eps = positive(owner, "eps", eps)
-        self.momentum = number(owner, "momentum", momentum, 0.0, 1.0, low_open=True, high_open=False)
-        if not isinstance(affine, bool):
-            raise TypeError(f"{owner}: affine must be True or False, got {affine!r}")
-        self.affine = affine
+        self.features = COUNT(features, "features", owner)
+        self.eps = POSITIVE(eps, "eps", owner)
+        self.momentum = Number(0.0, 1.0, low_open=True, high_open=False)(momentum, "momentum", owner)
+        self.affine = BOOLEAN(affine, "affine", owner)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"weight": (self.features,), "bias": (self.features,)} if self.affine else {}
@@ -153,11 +145,9 @@ class LayerNorm(Layer):
         shape = tuple(features) if isinstance(features, tuple | list) else (features,)
         if not shape:
             raise ValueError("LayerNorm: features must be an int or a non-empty shape, got ()")
-        self.shape = tuple(_count("LayerNorm", "features", d) for d in shape)
-        self.eps = positive("LayerNorm", "eps", eps)
-        if not isinstance(affine, bool):
-            raise TypeError(f"LayerNorm: affine must be True or False, got {affine!r}")
-        self.affine = affine
+        self.shape = tuple(COUNT(d, "features", "LayerNorm") for d in shape)
+        self.eps = POSITIVE(eps, "eps", "LayerNorm")
+        self.affine = BOOLEAN(affine, "affine", "LayerNorm")
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"weight": self.shape, "bias": self.shape} if self.affine else {}

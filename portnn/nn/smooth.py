@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..array.numbers import number
 from ..array.types import Array
+from ..array.validation import FINITE, POSITIVE
 from .layer import Context, Grads, Layer
 
 _GELU_C = math.sqrt(2.0 / math.pi)  # sqrt(2/pi), torch's kBeta
@@ -69,10 +69,8 @@ class Softplus(Layer):
     loses the tiny values for very negative ones; beta > 0. Any shape, kept."""
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
-        self.beta = number("Softplus", "beta", beta)
-        self.threshold = number("Softplus", "threshold", threshold)
-        if self.beta <= 0.0:
-            raise ValueError(f"Softplus: beta must be > 0, got {beta!r}")
+        self.beta = POSITIVE(beta, "beta", "Softplus")
+        self.threshold = FINITE(threshold, "threshold", "Softplus")
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
@@ -96,7 +94,7 @@ class ELU(Layer):
     """y = x for x > 0, alpha (exp(x) - 1) otherwise (by expm1, exact near 0), as torch's elu; any shape."""
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = number("ELU", "alpha", alpha)
+        self.alpha = FINITE(alpha, "alpha", "ELU")
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp

@@ -12,13 +12,16 @@ from typing import Any
 import array_api_compat
 import array_api_extra as xpx
 
+from ..array.validation import Integer
+
 
 def pair(value: Any, name: str, owner: str, minimum: int) -> tuple[int, int]:
     """``value`` (an int or a pair of ints) as (rows, cols); ValueError naming ``owner`` and ``name`` otherwise."""
     values = value if isinstance(value, tuple | list) else (value, value)
-    if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(values[0]), int(values[1])
+    rule = Integer(minimum)
+    if len(values) != 2:
+        raise ValueError(f"{owner}: {name} must be {rule.describe()} or a pair of them, got {value!r}")
+    return rule(values[0], name, owner), rule(values[1], name, owner)
 
 
 def out_size(size: int, kernel: int, stride: int, padding: int) -> int:

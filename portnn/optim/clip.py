@@ -6,8 +6,8 @@ from typing import Any
 
 import array_api_compat
 
-from ..array.numbers import positive
 from ..array.types import Array, Device, Namespace, Params
+from ..array.validation import POSITIVE
 
 
 def clip_by_global_norm(grads: Params, max_norm: float, *, xp: Namespace | None = None,
@@ -22,7 +22,7 @@ def clip_by_global_norm(grads: Params, max_norm: float, *, xp: Namespace | None 
     through. A tree without any gradient comes back as it is, with a 0 norm: float64 in ``xp`` on ``device``, or
     the Python float 0.0 when no ``xp`` is given (torch returns tensor(0.0)); ``xp`` and ``device`` are used for
     nothing else."""
-    max_norm = positive("clip_by_global_norm", "max_norm", max_norm)
+    max_norm = POSITIVE(max_norm, "max_norm", "clip_by_global_norm")
     if not isinstance(grads, list | tuple) or not all(isinstance(layer, dict) for layer in grads):
         raise TypeError("clip_by_global_norm: grads must be a list with one {name: array} dict per layer, got "
                         f"{type(grads).__name__}")

@@ -145,12 +145,12 @@ def test_bad_input_shapes_are_named(numpy64, layer, shape, match) -> None:
 
 
 @pytest.mark.parametrize(("make", "match"), [
-    (lambda: portnn.Conv2D(0, 4, 3), "in_channels must be a positive int"),
+    (lambda: portnn.Conv2D(0, 4, 3), "in_channels must be an int >= 1"),
     (lambda: portnn.Conv2D(1, 4, 0), "kernel_size must be an int >= 1"),
     (lambda: portnn.Conv2D(1, 4, 3, stride=(1, 2, 3)), "stride must be an int >= 1 or a pair"),
     (lambda: portnn.Conv2D(1, 4, 3, padding=-1), "padding must be an int >= 0"),
     (lambda: portnn.MaxPool2D(2, stride=0), "MaxPool2D: stride"),
-    (lambda: portnn.Dropout(1.0), r"Dropout: p must be in \[0, 1\)"),
+    (lambda: portnn.Dropout(1.0), r"Dropout: p must be a finite number in \[0, 1\)"),
 ])
 def test_bad_arguments(make, match) -> None:
     with pytest.raises(ValueError, match=match):

@@ -255,21 +255,21 @@ def test_bad_input_shapes_are_named(numpy64, layer, shape, match) -> None:
 
 
 @pytest.mark.parametrize(("make", "error", "match"), [
-    (lambda: Conv1D(0, 4, 3), ValueError, "Conv1D: in_channels must be a positive int, got 0"),
-    (lambda: Conv1D(2, True, 3), ValueError, "Conv1D: out_channels must be a positive int"),
+    (lambda: Conv1D(0, 4, 3), ValueError, "Conv1D: in_channels must be an int >= 1, got 0"),
+    (lambda: Conv1D(2, True, 3), ValueError, "Conv1D: out_channels must be an int >= 1"),
     (lambda: Conv1D(2, 4, 0), ValueError, "Conv1D: kernel_size must be an int >= 1, got 0"),
     (lambda: Conv1D(2, 4, (3, 3)), ValueError, r"Conv1D: kernel_size must be an int >= 1, got \(3, 3\)"),
     (lambda: Conv1D(2, 4, 3, stride=0), ValueError, "Conv1D: stride must be an int >= 1"),
     (lambda: Conv1D(2, 4, 3, padding=-1), ValueError, "Conv1D: padding must be an int >= 0"),
-    (lambda: Conv1D(2, 4, 3, init="nope"), ValueError, "unknown initialiser 'nope'"),
+    (lambda: Conv1D(2, 4, 3, init="nope"), ValueError, "init must be one of .*, got 'nope'"),
     (lambda: Conv1D(2, 4, 3, bias_init="ones"), ValueError,
      "Conv1D: bias_init must be one of 'zeros', 'torch_default', got 'ones'"),
     (lambda: Dense(2, 4, bias_init="he_uniform"), ValueError, "Dense: bias_init must be one of 'zeros', 'torch_def"),
     (lambda: Conv2D(2, 4, 3, bias_init=None), ValueError, "Conv2D: bias_init must be one of .*, got None"),
-    (lambda: Softplus(beta=0.0), ValueError, "Softplus: beta must be > 0, got 0.0"),
-    (lambda: Softplus(threshold=math.inf), ValueError, "Softplus: threshold must be finite"),
+    (lambda: Softplus(beta=0.0), ValueError, "Softplus: beta must be a finite number > 0, got 0.0"),
+    (lambda: Softplus(threshold=math.inf), ValueError, "Softplus: threshold must be a finite number"),
     (lambda: Softplus(beta="big"), TypeError, "Softplus: beta must be a number, got 'big'"),
-    (lambda: ELU(alpha=math.nan), ValueError, "ELU: alpha must be finite"),
+    (lambda: ELU(alpha=math.nan), ValueError, "ELU: alpha must be a finite number"),
     (lambda: ELU(alpha=True), TypeError, "ELU: alpha must be a number, got True"),
 ])
 def test_bad_arguments_are_named(make, error, match) -> None:

@@ -126,7 +126,7 @@ def test_batchnorm_bad_input() -> None:
                                                                         loss=portnn.MSE(), optimizer=portnn.SGD())
     with pytest.raises(ValueError, match=r"BatchNorm1d: momentum must be a finite number in \(0, 1\]"):
         portnn.BatchNorm1d(2, momentum=1.5)
-    with pytest.raises(ValueError, match="BatchNorm1d: features must be a positive int"):
+    with pytest.raises(ValueError, match="BatchNorm1d: features must be an int >= 1"):
         portnn.BatchNorm1d(0)
     with pytest.raises(ValueError, match=r"LayerNorm.*\(batch, \.\.\., 4\), got shape \(2, 3\)"):
         portnn.Sequential(portnn.LayerNorm(4)).predict(np.zeros((2, 3)))

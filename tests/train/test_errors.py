@@ -171,9 +171,9 @@ def test_bad_fit_arguments(numpy64, kw: dict, pattern: str) -> None:
 
 
 @pytest.mark.parametrize(("make", "pattern"), [
-    (lambda: portnn.Dense(0, 3), r"Dense: in_features must be a positive int, got 0"),
-    (lambda: portnn.Dense(3, 2.0), r"Dense: out_features must be a positive int, got 2.0"),
-    (lambda: portnn.Dense(3, 2, init="nope"), r"unknown initialiser 'nope'"),
+    (lambda: portnn.Dense(0, 3), r"Dense: in_features must be an int >= 1, got 0"),
+    (lambda: portnn.Dense(3, 2.0), r"Dense: out_features must be an int >= 1, got 2.0"),
+    (lambda: portnn.Dense(3, 2, init="nope"), r"init must be one of .*, got 'nope'"),
     (lambda: portnn.Sequential(portnn.Dense(3, 2), "relu"), r"layer 1 must be a portnn Layer, got str"),
     (lambda: portnn.Sequential(portnn.Dense(3, 2), dtype="float16"), r"dtype must be one of"),
 ])
