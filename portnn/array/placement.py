@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -72,16 +71,6 @@ def check_dtype_name(dtype: str | None, where: str) -> str | None:
     if dtype is not None and str(dtype) not in FLOAT_DTYPES:
         raise ValueError(f"{where}: dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
     return None if dtype is None else str(dtype)
-
-
-def check_seed(seed: Any, where: str) -> int:
-    """``seed`` as a Python int >= 0 (a NumPy integer is accepted); TypeError/ValueError naming ``where`` otherwise."""
-    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-        raise TypeError(f"{where} must be a non-negative int, got {seed!r} ({type(seed).__name__})")
-    value = operator.index(seed)
-    if value < 0:
-        raise ValueError(f"{where} must be a non-negative int, got {value}")
-    return value
 
 
 def has_values(x: Any, name: str, where: str, fix: str = "create it on a real device (e.g. 'cpu') first") -> None:

@@ -4,17 +4,22 @@ is exit status 2 with a message naming the option, before any work."""
 from __future__ import annotations
 
 import argparse
-import math
+from collections.abc import Callable
+from typing import Any
+
+from ..array.validation import COUNT, INDEX, NON_NEGATIVE, POSITIVE, Rule
+
+
+def _parsed(text: str, parse: Callable[[str], Any], rule: Rule) -> Any:
+    """``text`` parsed, then checked by ``rule`` (the library's own rules): argparse's error names the option."""
+    try:
+        return rule(parse(text), "value", "option")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {rule.describe()}, got {text!r}") from None
 
 
 def _int(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-    return value
+    return int(_parsed(text, int, COUNT if low == 1 else INDEX))
 
 
 def count(n: int, noun: str) -> str:
@@ -44,13 +49,7 @@ def sample_shape(text: str) -> tuple[int, ...]:
 
 
 def _float(text: str, zero: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise argparse.ArgumentTypeError(f"expected a finite number {'>=' if zero else '>'} 0, got {text!r}")
-    return value
+    return float(_parsed(text, float, NON_NEGATIVE if zero else POSITIVE))
 
 
 def positive_float(text: str) -> float:

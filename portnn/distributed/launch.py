@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..array.validation import COUNT, POSITIVE
 from .communicator import MPI_HINT
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -50,10 +51,8 @@ def run(ranks: int, args: list[str], timeout: float = 600.0,
     ``threads`` BLAS/OpenMP threads (None: inherit). The job is bounded by ``MPIEXEC_TIMEOUT`` (``timeout``
     rounded up to whole seconds, unless the environment already sets it) and, ``GRACE`` seconds after ``timeout``,
     by killing its process group. A job ended either way raises TimeoutError with what it printed."""
-    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
-        raise ValueError(f"ranks must be an int >= 1, got {ranks!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    ranks = COUNT(ranks, "ranks", "launch.run")
+    timeout = POSITIVE(timeout, "timeout (seconds)", "launch.run")
     env = dict(os.environ)
     if threads is not None:
         env.update(dict.fromkeys(THREAD_VARS, str(threads)))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..array.validation import Integer
 from ..nn import LAYERS, LOSSES, metrics
 from ..nn.layer import Layer
 from ..optim import OPTIMIZERS, SCHEDULES, Optimizer, OptState
@@ -126,12 +127,14 @@ def _object(doc: Any, where: str, keys: tuple[str, ...], optional: tuple[str, ..
 
 
 def _count(value: Any, where: str, high: int | None = MAX_COUNT) -> int:
-    """A Python int in [0, high] (bool is not an int here; neither is 3.0)."""
+    """A JSON int in [0, high] (True and 3.0 are not ints here), by the validation module's rule, as Invalid."""
+    rule = Integer(0, high)
     if type(value) is not int:
-        raise Invalid(f"{where} must be an int >= 0, got {type(value).__name__} {short(value)}")
-    if value < 0 or (high is not None and value > high):
-        raise Invalid(f"{where} must be an int in [0, {high if high is not None else 'inf'}], got {short(value)}")
-    return value
+        raise Invalid(f"{where} must be {rule.describe()}, got {type(value).__name__} {short(value)}")
+    try:
+        return rule(value, where, "schema")
+    except ValueError:
+        raise Invalid(f"{where} must be {rule.describe()}, got {short(value)}") from None
 
 
 def _optional_count(value: Any, where: str) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..array import backends, host
+from ..array.validation import COUNT, Optional
 from ..data import recipes
 from ..data.recipes import Recipe
 from ..io import checkpoint
@@ -68,9 +69,7 @@ class Problem:
     @classmethod
     def from_recipe(cls, name: str, seed: int = 1, epochs: int | None = None) -> Problem:
         """The recipe ``name`` with its host initialisation drawn from ``seed`` (optionally fewer/more epochs)."""
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"parity: epochs must be an int >= 1 (untrained weights agree on every backend), got "
-                             f"{epochs!r}")
+        epochs = Optional(COUNT)(epochs, "epochs", "parity")  # 0: every backend agrees on untrained weights
         recipe = recipes.get(name)
         X, y = recipe.data()
         init = recipe.model(seed).state_dict()

@@ -3,8 +3,6 @@ network they describe and the optimizer they name."""
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -13,7 +11,22 @@ from typing import Any
 import numpy as np
 
 from ..array.placement import FLOAT_DTYPES
-from ..array.validation import AnyOf, Instance, Integer, Optional
+from ..array.validation import (
+    BOOLEAN,
+    COUNT,
+    FRACTION,
+    INDEX,
+    NON_NEGATIVE,
+    POSITIVE,
+    AnyOf,
+    Choice,
+    Function,
+    Instance,
+    Integer,
+    Number,
+    Optional,
+    Rule,
+)
 from ..nn import ELU, GELU, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
 from ..optim import SGD, Adam, Optimizer
 
@@ -79,48 +92,18 @@ class Settings:
         return Adam(self.lr, weight_decay=self.weight_decay)
 
 
-def _int(owner: str, name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (NumPy integers accepted, bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or operator.index(value) < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
-    return operator.index(value)
-
-
-def _float(owner: str, name: str, value: Any, low: float, high: float = math.inf, *, open_low: bool = False,
-           open_high: bool = True) -> float:
-    """``value`` as a finite Python float in the interval (a NumPy scalar would turn float32 training float64)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number < low or number > high \
-            or (open_low and number == low) or (open_high and number == high):
-        span = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise ValueError(f"{owner}: {name} must be a number in {span}, got {value!r}")
-    return number
-
-
-def _choice(owner: str, name: str, value: Any, choices: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``choices``, of the same type."""
-    if not any(isinstance(value, type(c)) and value == c for c in choices):  # True is not 1, 'auto' is a str
-        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _bool(owner: str, name: str, value: Any) -> bool:
-    """``value`` if it is True or False (1 and 0 are refused: a typo, not a choice)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
-    return value
-
-
-def _batch(owner: str, value: Any) -> int | None:
-    """None for 'auto', else a positive int."""
-    if isinstance(value, str) and value == "auto":
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or operator.index(value) < 1:
-        raise ValueError(f"{owner}: batch_size must be 'auto' or an int >= 1, got {value!r}")
-    return operator.index(value)
+# every parameter's rule, declared once (scikit-learn's _parameter_constraints); hidden_layer_sizes and verbose are
+# converted by hand below
+CONSTRAINTS: dict[str, Rule] = {
+    "layers": Optional(Function("a callable (n_features, n_outputs) -> list of portnn layers")),
+    "activation": Choice(*ACTIVATIONS), "optimizer": Choice(*OPTIMIZERS), "lr": POSITIVE, "momentum": FRACTION,
+    "weight_decay": NON_NEGATIVE, "max_iter": COUNT, "batch_size": AnyOf(Choice("auto"), COUNT),
+    "shuffle": BOOLEAN, "tol": Optional(NON_NEGATIVE), "n_iter_no_change": COUNT, "early_stopping": BOOLEAN,
+    "validation_fraction": Number(0.0, 1.0, low_open=True), "dtype": Choice(*FLOAT_DTYPES),
+    "backend": Instance(str, "a backend name such as 'numpy' or 'torch'"),
+    "device": Optional(Instance(str, "a device name such as 'cpu' or 'cuda:0'")), "compile": Choice(*COMPILE),
+    "random_state": RANDOM_STATE,  # checked, not converted: a RandomState advances per fit
+}
 
 
 def _hidden(owner: str, value: Any) -> tuple[int, ...]:
@@ -132,40 +115,15 @@ def _hidden(owner: str, value: Any) -> tuple[int, ...]:
     except TypeError:
         raise ValueError(f"{owner}: hidden_layer_sizes must be a tuple of positive ints such as (100,), got "
                          f"{value!r}") from None
-    return tuple(_int(owner, f"hidden_layer_sizes[{i}]", size, 1) for i, size in enumerate(sizes))
+    return tuple(COUNT(size, f"hidden_layer_sizes[{i}]", owner) for i, size in enumerate(sizes))
 
 
 def check(estimator: Any) -> Settings:
     """The estimator's parameters as ``Settings``; ValueError naming the parameter when one is out of range."""
     owner = type(estimator).__name__
-    e = estimator
-    if e.layers is not None and not callable(e.layers):
-        raise ValueError(f"{owner}: layers must be None or a callable (n_features, n_outputs) -> list of portnn "
-                         f"layers, got {e.layers!r}")
-    if not isinstance(e.backend, str):
-        raise ValueError(f"{owner}: backend must be a backend name such as 'numpy' or 'torch', got {e.backend!r}")
-    if e.device is not None and not isinstance(e.device, str):
-        raise ValueError(f"{owner}: device must be None or a device name such as 'cpu' or 'cuda:0', got "
-                         f"{e.device!r}")
-    RANDOM_STATE(e.random_state, "random_state", owner)  # checked, not converted: a RandomState advances per fit
-    return Settings(
-        layers=e.layers,
-        hidden_layer_sizes=_hidden(owner, e.hidden_layer_sizes),
-        activation=_choice(owner, "activation", e.activation, tuple(ACTIVATIONS)),
-        optimizer=_choice(owner, "optimizer", e.optimizer, OPTIMIZERS),
-        lr=_float(owner, "lr", e.lr, 0.0, open_low=True),
-        momentum=_float(owner, "momentum", e.momentum, 0.0, 1.0),
-        weight_decay=_float(owner, "weight_decay", e.weight_decay, 0.0),
-        max_iter=_int(owner, "max_iter", e.max_iter, 1),
-        batch_size=_batch(owner, e.batch_size),
-        shuffle=_bool(owner, "shuffle", e.shuffle),
-        tol=None if e.tol is None else _float(owner, "tol (or None)", e.tol, 0.0),
-        n_iter_no_change=_int(owner, "n_iter_no_change", e.n_iter_no_change, 1),
-        early_stopping=_bool(owner, "early_stopping", e.early_stopping),
-        validation_fraction=_float(owner, "validation_fraction", e.validation_fraction, 0.0, 1.0, open_low=True),
-        backend=e.backend,
-        device=e.device,
-        dtype=_choice(owner, "dtype", e.dtype, FLOAT_DTYPES),
-        compile=_choice(owner, "compile", e.compile, COMPILE),
-        verbose=_int(owner, "verbose", int(e.verbose) if isinstance(e.verbose, bool) else e.verbose, 0),
-    )
+    given = {name: rule(getattr(estimator, name), name, owner) for name, rule in CONSTRAINTS.items()}
+    given.pop("random_state")
+    verbose = estimator.verbose
+    return Settings(**{**given, "batch_size": None if given["batch_size"] == "auto" else given["batch_size"],
+                       "hidden_layer_sizes": _hidden(owner, estimator.hidden_layer_sizes),
+                       "verbose": int(verbose) if isinstance(verbose, bool) else INDEX(verbose, "verbose", owner)})

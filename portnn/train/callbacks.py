@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..array.validation import COUNT
+
 
 @dataclass(frozen=True)
 class StepEvent:
@@ -73,11 +75,7 @@ def due(callbacks: list[Callback], done: int, epochs: int) -> list[Callback]:
 def check_every(callbacks: list[Callback], where: str) -> None:
     """Each callback's ``every`` is a positive int (TypeError/ValueError naming the callback otherwise)."""
     for c in callbacks:
-        every = c.every
-        if isinstance(every, bool) or not isinstance(every, int):
-            raise TypeError(f"{where}: {type(c).__name__}.every must be an int, got {every!r}")
-        if every < 1:
-            raise ValueError(f"{where}: {type(c).__name__}.every must be at least 1, got {every}")
+        COUNT(c.every, f"{type(c).__name__}.every", where)
 
 
 def wants_steps(callbacks: list[Callback]) -> bool:

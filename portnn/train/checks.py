@@ -11,22 +11,6 @@ from ..array.placement import dtype_label
 REAL_KINDS = ("bool", "integral", "real floating")
 
 
-def positive_int(value: Any, name: str, where: str, *, optional: bool = False, zero: bool = False) -> None:
-    """``value`` must be an int > 0 (>= 0 with ``zero``; None allowed with ``optional``)."""
-    if optional and value is None:
-        return
-    low = 0 if zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        kind = ("an int >= 0" if zero else "a positive int") + (" or None" if optional else "")
-        raise ValueError(f"{where}: {name} must be {kind}, got {value!r}")
-
-
-def callable_or_none(value: Any, name: str, where: str) -> None:
-    """``value`` must be None or callable (a progress callback)."""
-    if value is not None and not callable(value):
-        raise TypeError(f"{where}: {name} must be a function f(epoch, loss) or None, got {type(value).__name__}")
-
-
 def real_dtype(x: Any, name: str, where: str, xp: Any) -> None:
     """``x`` must hold real numbers (bool, integer or real float): not complex, strings, dates or objects."""
     try:

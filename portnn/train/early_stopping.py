@@ -4,34 +4,26 @@ more than ``min_delta`` for ``patience`` epochs, and optionally give the model b
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
+from ..array.validation import BOOLEAN, INDEX, NON_NEGATIVE, Checked, Choice, Instance, Rule
 from .callbacks import Callback, EpochEvent
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(Checked, Callback):
     """Stop after ``patience`` epochs in a row in which ``monitor`` ('val_loss', 'val_accuracy', 'loss', ...) did not
     improve on its best by more than ``min_delta``; ``mode`` 'min', 'max' or 'auto' (max for accuracy, min
     otherwise). With ``restore_best`` the fit ends (stopped or not) with the parameters and layer state of the best
     epoch; the optimizer state and the epoch counter stay those of the last step, as in Keras."""
 
+    constraints: ClassVar[dict[str, Rule]] = {
+        "monitor": Instance(str, "a recorded name such as 'val_loss'"), "patience": INDEX, "min_delta": NON_NEGATIVE,
+        "restore_best": BOOLEAN}
+
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
                  restore_best: bool = True) -> None:
-        if not isinstance(monitor, str):
-            raise TypeError(f"EarlyStopping: monitor must be a recorded name such as 'val_loss', got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
-        try:
-            delta = float(min_delta)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"EarlyStopping: min_delta must be a number, got {min_delta!r}") from err
-        if not math.isfinite(delta) or delta < 0.0:
-            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if not isinstance(restore_best, bool):
-            raise TypeError(f"EarlyStopping: restore_best must be True or False, got {restore_best!r}")
-        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, delta, restore_best
+        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
+        mode = Choice("auto", "min", "max")(mode, "mode", "EarlyStopping")
         self.mode = ("max" if "accuracy" in monitor else "min") if mode == "auto" else mode
         self.begin([monitor])
 

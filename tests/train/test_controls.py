@@ -288,6 +288,6 @@ def test_early_stopping_compiled_equals_eager() -> None:
 def test_early_stopping_arguments() -> None:
     with pytest.raises(ValueError, match="patience must be an int >= 0"):
         portnn.EarlyStopping(patience=-1)
-    with pytest.raises(ValueError, match="mode must be 'auto', 'min' or 'max'"):
+    with pytest.raises(ValueError, match="mode must be one of 'auto', 'min', 'max'"):
         portnn.EarlyStopping(mode="down")
     assert portnn.EarlyStopping(monitor="val_accuracy").mode == "max"

@@ -257,7 +257,7 @@ def test_hyper_parameters_are_checked_whenever_set() -> None:
     assert type(opt.lr) is float
     with pytest.raises(ValueError, match=r"SGD: lr must be a finite number > 0, got -5"):
         opt.lr = -5
-    with pytest.raises(ValueError, match=r"SGD: momentum must stay > 0 while nesterov=True"):
+    with pytest.raises(ValueError, match=r"SGD: nesterov=True needs momentum > 0"):
         opt.momentum = 0.0
     adam = portnn.Adam()
     with pytest.raises(ValueError, match=r"Adam: betas\[1\] must be a finite number in \[0, 1\), got 1.0"):
