@@ -196,18 +196,7 @@ def test_every_layer_predicts_as_portnn_and_round_trips(kind: str, dtype: str) -
     check_round_trip(net, X, dtype)
 
 
-def test_every_supported_layer_is_covered() -> None:
-    covered: set[type] = set()
-
-    def walk(layers: Any) -> None:
-        for layer in layers:
-            covered.add(type(layer))
-            if isinstance(layer, pnn.Residual):
-                walk(layer.layers)
-
-    for kind in SHAPES:
-        walk(SHAPES[kind][0]("float64").layers)
-    assert covered == set(torch_modules._SUPPORTED_LAYERS)
+# every converter of the table is tested: tests/interop/test_torch_sequences.py::test_every_converter_is_tested
 
 
 def test_torch_modules_carry_the_settings() -> None:
