@@ -328,7 +328,7 @@ CONVERTERS: dict[type[Layer], Converter] = {c.layer: c for c in _TABLE}
 def _keys(layer: Layer) -> dict[str, tuple[str | None, bool]]:
     """{torch key: (portnn name or None for a torch-only counter, transposed)} of one layer's tensors; a residual
     block's inner ones under 'j.' on both sides."""
-    if isinstance(layer, pnn.Residual):
+    if type(layer) is pnn.Residual:
         return {f"{j}.{key}": (None if name is None else f"{j}.{name}", flip)
                 for j, inner in enumerate(layer.layers) for key, (name, flip) in _keys(inner).items()}
     c = CONVERTERS[type(layer)]
@@ -340,7 +340,7 @@ def _keys(layer: Layer) -> dict[str, tuple[str | None, bool]]:
 
 def _nested(layers: tuple[Layer, ...] | list[Layer]) -> list[Any]:
     """The layers as a tree (a residual block: the list of its inner layers), so that tree.items names them '1.0'."""
-    return [_nested(layer.layers) if isinstance(layer, pnn.Residual) else layer for layer in layers]
+    return [_nested(layer.layers) if type(layer) is pnn.Residual else layer for layer in layers]
 
 
 def to_torch(model: Sequential, dtype: Any = None) -> torch.nn.Module:
@@ -415,7 +415,8 @@ def _read(entries: list[tuple[str, Any]], k: int, rank: int | None, t: Any) -> t
         follower = entries[k + 1][1]
     arrays: Any
     inner, arrays = _read_all(_children(m, path, t), rank, t) if nested else ([], None)
-    args = c.read(Source(m, path, rank, follower, tuple(inner)))
+    source = Source(m, path, rank, follower, tuple(inner))
+    args = c.read(source)
     try:  # portnn's own checks of the settings (LeakyReLU's alpha, ...), with the module named
         layer = (c.make or c.layer)(**args)
     except (TypeError, ValueError) as err:
@@ -423,8 +424,8 @@ def _read(entries: list[tuple[str, Any]], k: int, rank: int | None, t: Any) -> t
     if not nested:
         tensors = m.state_dict()
         keys = _keys(layer)
-        Source(m, path, rank).need(set(tensors) == set(keys), f"tensors {sorted(set(tensors) ^ set(keys))}",
-                                   f"portnn's {type(layer).__name__} holds {sorted(keys)}")
+        source.need(set(tensors) == set(keys), f"tensors {sorted(set(tensors) ^ set(keys))}",
+                    f"portnn's {type(layer).__name__} holds {sorted(keys)}")
         arrays = {name: tensors[key].T if flip else tensors[key] for key, (name, flip) in keys.items() if name}
     return layer, arrays, c.rank(m, rank), 1 if follower is None else 2
 

@@ -366,6 +366,17 @@ def test_to_torch_names_the_first_unsupported_layer() -> None:
         to_torch(nn.Module())
 
 
+class _Skip(pnn.Residual):
+    """A subclass of a supported layer (may compute something else): refused, not guessed."""
+
+
+def test_to_torch_refuses_a_subclass_of_a_supported_layer() -> None:
+    with pytest.raises(TypeError, match=r"layer 1 \(Residual\(ReLU\(\)\)\) has no torch equivalent"):
+        to_torch(Sequential(pnn.Dense(2, 2), _Skip(pnn.ReLU())))
+    with pytest.raises(TypeError, match=r"layer 1\.0 \(Residual\(Tanh\(\)\)\) has no torch equivalent"):
+        to_torch(Sequential(pnn.Dense(2, 2), pnn.Residual(_Skip(pnn.Tanh()))))
+
+
 def test_from_torch_names_the_first_unsupported_module() -> None:
     with pytest.raises(TypeError, match=r"module 1 \(torch\.nn\.modules\.rnn\.LSTM\) has no portnn equivalent"):
         from_torch(nn.Sequential(nn.Linear(2, 3), nn.LSTM(3, 3), nn.GRU(3, 3)))
