@@ -4,6 +4,16 @@ ndonnx arrays, which record every standard call as an ONNX graph; no layer is wr
 The input is a symbolic ``ndx.argument`` of shape ("N", *features) (or a fixed batch), the parameters and layer
 state become constants copied from the host, and onnxruntime's offline optimisation shrinks the graph before it is
 written atomically. Nothing of the model changes: its arrays are only read (through the host), never moved.
+
+Sequence models: a model whose first layer takes token ids (Embedding) gets an int64 input of shape (batch, T)
+(``input_shape=(T,)``; ids outside [0, num_embeddings) are onnxruntime's Gather error, not checked in the graph).
+The time axis is always fixed by ``input_shape``: GRU and LSTM unroll their time loop (T copies of the cell), the
+reverse direction reads the input through ``xp.flip``, causal attention masks with ``xp.where(..., -inf)``.
+Some layers export with a fixed batch (``batch=<int>``) only, because their forward pass sizes an array by the
+batch, a Python int, where ndonnx's symbolic batch axis has no size (its shape holds None): Embedding (the rows it
+takes are reshaped to the ids' shape), GRU and LSTM (the zero initial state), MultiHeadAttention (the heads are
+split by a reshape to (batch, T, heads, d)) and Dense on input of rank > 2 (its rows are unfolded to the leading
+sizes). ``export_onnx`` refuses a dynamic batch for them, naming the layer, before any work (``BATCH_SIZED``).
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +31,12 @@ from ..array import host
 from ..array.placement import Placement, check_dtype_name
 from ..array.types import Params
 from ..io.atomic import atomic_write
+from ..nn.attention import MultiHeadAttention
 from ..nn.dense import Dense
+from ..nn.embedding import Embedding
+from ..nn.gru import GRU
 from ..nn.layer import Layer
+from ..nn.lstm import LSTM
 from ..nn.residual import Residual
 from ..train.model import Sequential
 from ..train.step import Step
@@ -34,6 +49,15 @@ BATCH = "N"  # the symbolic batch dimension of a dynamic-batch export
 # CPU; on these graphs (matmuls inside ndonnx's zero-size If guards) they removed no further node either.
 LEVEL = "ORT_ENABLE_BASIC"
 HINT = 'ONNX export needs ndonnx, onnx and onnxruntime: pip install "portnn[onnx]"'
+# Layers whose forward pass sizes an array by the batch (see the module docstring): the reason, given the layer's
+# input shape, or None where it exports with a dynamic batch after all
+BATCH_SIZED: dict[type[Layer], Callable[[tuple[int, ...]], str | None]] = {
+    Embedding: lambda _: "reshapes the rows it takes to the ids' shape (batch, ..., dim)",
+    GRU: lambda _: "starts from a zero state of shape (batch, hidden_size)",
+    LSTM: lambda _: "starts from a zero state of shape (batch, hidden_size)",
+    MultiHeadAttention: lambda _: "splits the heads by a reshape to (batch, T, num_heads, head size)",
+    Dense: lambda shape: "unfolds the rows of its rank > 2 input to the leading sizes" if len(shape) > 2 else None,
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +70,9 @@ class OnnxExport:
     opset: int  # of the default ONNX domain
     inputs: dict[str, tuple[int | str, ...]]  # name -> shape; 'N' is the symbolic batch of a dynamic export
     outputs: dict[str, tuple[int | str, ...]]
-    dtype: str  # 'float32' or 'float64', of the input, the constants and the output
+    dtype: str  # 'float32' or 'float64', of the constants and the output (and the input but for token ids)
     optimization: str  # the onnxruntime level applied (LEVEL)
+    input_dtype: str  # the input's: ``dtype``, or 'int64' for the token ids of a first Embedding layer
 
 
 def require() -> None:
@@ -85,7 +110,8 @@ def _input_shape(layers: list[Layer], input_shape: Any) -> tuple[int, ...]:
             first = first.layers[0]
         if not isinstance(first, Dense):
             raise ValueError(f"export_onnx: layer 0 ({layers[0]!r}) does not fix the input shape; pass "
-                             "input_shape=, one sample's shape without the batch axis (e.g. (1, 8, 8) for images)"
+                             "input_shape=, one sample's shape without the batch axis (e.g. (1, 8, 8) for images, "
+                             "(T,) for token ids)"
                              if layers else "export_onnx: the model has no layers")
         return (first.in_features,)
     shape = tuple(input_shape) if isinstance(input_shape, tuple | list) else (input_shape,)
@@ -93,6 +119,21 @@ def _input_shape(layers: list[Layer], input_shape: Any) -> tuple[int, ...]:
         raise ValueError(f"export_onnx: input_shape must be a non-empty tuple of positive ints (one sample, no "
                          f"batch axis), got {input_shape!r}")
     return tuple(int(d) for d in shape)
+
+
+def _dynamic(layers: tuple[Layer, ...] | list[Layer], shape: tuple[int, ...], where: str = "") -> None:
+    """ValueError naming the first of ``layers`` (inside residual blocks too) that cannot take a symbolic batch
+    (``BATCH_SIZED``), for input ``shape`` (checked to fit)."""
+    for i, layer in enumerate(layers):
+        rule = next((why for kind, why in BATCH_SIZED.items() if isinstance(layer, kind)), None)
+        why = rule(shape) if rule is not None else None
+        if why is not None:
+            raise ValueError(f"export_onnx: layer {where}{i} ({layer!r}) exports with a fixed batch only: its forward "
+                             f"pass {why}, a size the symbolic batch of a dynamic export does not have (ndonnx "
+                             "gives None); pass batch=<int>")
+        if isinstance(layer, Residual):
+            _dynamic(layer.layers, shape, f"{where}{i}.")
+        shape = layer.output_shape(shape, f"export_onnx: layer {where}{i}")
 
 
 def _constants(tree: Params, ndx: Any, device: Any, dtype: Any) -> Params:
@@ -161,9 +202,11 @@ def export_onnx(model: Sequential, path: str | os.PathLike, *, batch: int | str 
     """Write ``model``'s inference forward pass as an ONNX file at ``path`` (atomically), traced from its own layer
     code on ndonnx arrays and optimised by onnxruntime; the model is unchanged.
 
-    ``batch``: 'dynamic' (any batch size, the symbolic 'N') or a fixed int. ``dtype``: 'float32' or 'float64'
-    (default: the model's placement's, else its dtype, else float64). ``input_shape``: one sample's shape without
-    the batch axis (default: (in_features,) of a first Dense layer; required otherwise, e.g. (1, 8, 8))."""
+    ``batch``: 'dynamic' (any batch size, the symbolic 'N'; refused, naming the layer, for the layers in
+    ``BATCH_SIZED``) or a fixed int. ``dtype``: 'float32' or 'float64' (default: the model's placement's, else its
+    dtype, else float64); token ids (a first Embedding layer) are an int64 input. ``input_shape``: one sample's
+    shape without the batch axis (default: (in_features,) of a first Dense layer; required otherwise, e.g.
+    (1, 8, 8), or (T,) for token ids)."""
     ndx, onnx, ort = _modules()
     if not isinstance(model, Sequential):
         raise TypeError(f"export_onnx: model must be a portnn Sequential, got {type(model).__name__}")
@@ -174,11 +217,14 @@ def export_onnx(model: Sequential, path: str | os.PathLike, *, batch: int | str 
     shape: tuple[int, ...] = (1 if isinstance(rows, str) else rows, *features)
     for i, layer in enumerate(model.layers):  # ValueError naming the layer when the input shape does not fit
         shape = layer.output_shape(shape, f"export_onnx: layer {i}")
+    if isinstance(rows, str):  # ValueError naming the layer when it cannot take a symbolic batch
+        _dynamic(model.layers, (1, *features))
+    ids = bool(model.layers) and model.layers[0].integer_input
     device, xdtype = ndx.__array_namespace_info__().default_device(), getattr(ndx, name)
     step = Step(model.layers, None, None, Placement(ndx, device, xdtype), model.seed)
     params = _constants(model.params, ndx, device, xdtype)
     state = _constants(model.state, ndx, device, xdtype)
-    x = ndx.argument(shape=(rows, *features), dtype=xdtype)
+    x = ndx.argument(shape=(rows, *features), dtype=ndx.int64 if ids else xdtype)
     y = _trace(step, params, state, x)
     proto = ndx.build({INPUT: x}, {OUTPUT: y})
     _declare(proto.graph.output[0], (rows, *shape[1:]))
@@ -191,7 +237,8 @@ def export_onnx(model: Sequential, path: str | os.PathLike, *, batch: int | str 
     opset = next(entry.version for entry in optimised.opset_import if entry.domain in ("", "ai.onnx"))
     return OnnxExport(path=Path(path), nodes=len(optimised.graph.node), nodes_traced=traced, opset=opset,
                       inputs={v.name: _shape(v) for v in optimised.graph.input},
-                      outputs={v.name: _shape(v) for v in optimised.graph.output}, dtype=name, optimization=LEVEL)
+                      outputs={v.name: _shape(v) for v in optimised.graph.output}, dtype=name, optimization=LEVEL,
+                      input_dtype="int64" if ids else name)
 
 
 __all__ = ["OnnxExport", "export_onnx"]

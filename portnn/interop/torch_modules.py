@@ -1,64 +1,52 @@
-"""portnn models as torch.nn modules and back: ``to_torch`` builds a ``torch.nn.Sequential`` that computes what
-``Sequential.predict`` computes, ``from_torch`` the inverse, for the layers both libraries share exactly.
+"""portnn models as torch.nn modules and back, through one table: ``CONVERTERS`` holds one ``Converter`` per portnn
+layer type (the torch module that computes it, how each is built from the other's settings, portnn's parameter and
+state names against torch's state_dict keys, the tensors torch keeps transposed, the torch buffers portnn does not
+keep), and ``to_torch``/``from_torch`` walk it, one each way. A new layer is one entry.
 
-Layer by layer (portnn -> torch): Dense -> Linear (weight transposed: portnn keeps (in, out), torch (out, in)),
-Conv2D/Conv1D -> Conv2d/Conv1d, MaxPool2D/AvgPool2D -> MaxPool2d/AvgPool2d (no padding, so count_include_pad never
-matters), GlobalAvgPool1D/2D -> Sequential(AdaptiveAvgPool1d/2d(1), Flatten()), Flatten, Dropout, the activations
-(GELU: approximate='tanh'; Softmax: over the last axis), BatchNorm1d/2d, LayerNorm, and Residual -> this module's
-``Residual``, a ``torch.nn.Sequential`` whose forward is x + body(x).
+``to_torch`` gives a ``torch.nn.Sequential`` computing ``Sequential.predict``; ``from_torch`` the inverse. The layer
+pairs (see the table): Dense <-> Linear (weight transposed: portnn keeps (in, out), torch (out, in)); Conv1D/2D,
+MaxPool2D/AvgPool2D (no padding, so count_include_pad never matters), BatchNorm1d/2d, LayerNorm, Flatten, Dropout,
+the activations (GELU: approximate='tanh'; Softmax: the last axis) <-> their nn namesakes; GlobalAvgPool1D/2D <->
+AdaptiveAvgPool1d/2d(1) followed by Flatten() (a Sequential of the two); Embedding <-> nn.Embedding. The others
+become this package's small torch modules, named after the layer (``torch_layers``, re-exported here): Residual (an
+nn.Sequential of its body, forward x + body(x)), PositionalEmbedding, GRU and LSTM (nn.GRU/nn.LSTM, batch_first,
+one layer, returning what portnn returns: the sequence or the last hidden state), MultiHeadAttention
+(nn.MultiheadAttention as self-attention, causal by an attn_mask), LastStep and GlobalAvgPoolTime.
 
-State-dict keys are equal on both sides ('3.weight', '4.1.running_mean' inside a residual block), because
-``Residual`` *is* the Sequential of its body rather than holding one under a 'body' attribute; only torch's
-BatchNorm adds a 'num_batches_tracked' buffer, which portnn does not keep: ``to_torch`` sets it to 0 (torch reads
-it only when momentum is None, a cumulative average portnn does not offer) and ``from_torch`` ignores it. Values
-are equal except Dense/Linear weights, which are transposed.
+Keys are portnn's with the layer's renames ('2.weight_ih' <-> '2.weight_ih_l0', '3.out_proj_weight' <->
+'3.out_proj.weight'); a residual block's inner keys read '4.1.running_mean' on both sides, because torch's Residual
+*is* the Sequential of its body. torch's BatchNorm adds 'num_batches_tracked', which portnn does not keep:
+``to_torch`` sets it to 0 (torch reads it only when momentum is None, a cumulative average portnn does not offer)
+and ``from_torch`` ignores it. Values are equal but for the transposed ones.
 
+``from_torch`` splices plain nn.Sequential children in place, and checks a Softmax's axis against the rank it can
+infer (a first Linear is read as taking (N, features) rows, a first Embedding (N, T) ids, portnn's conventions).
 torch is imported inside the functions, so portnn imports without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import nn as pnn
+from ..array import tree
 from ..array.placement import has_values
-from ..nn import (
-    ELU,
-    GELU,
-    AvgPool2D,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool1D,
-    GlobalAvgPool2D,
-    Identity,
-    Layer,
-    LayerNorm,
-    LeakyReLU,
-    MaxPool2D,
-    ReLU,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Softplus,
-    Tanh,
-)
-from ..nn import Residual as _ResidualLayer  # not 'Residual': that name is the torch module below
+from ..nn.layer import Layer
+from ..nn.recurrent import NAMES as RECURRENT_NAMES
 from ..train.model import Sequential
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["CONVERTERS", "Converter", "from_torch", "to_torch"]
 
 _DTYPES = ("float32", "float64")
-_CLASSES: dict[str, type] = {}  # the torch.nn classes of this module, made on first use (they need torch)
 
 
 def _import_torch(where: str) -> Any:
@@ -70,25 +58,17 @@ def _import_torch(where: str) -> Any:
     return torch
 
 
-def _classes(torch: Any) -> dict[str, type]:
-    """This module's torch.nn classes, defined once torch is imported (importable and picklable by name)."""
-    if not _CLASSES:
-        class Residual(torch.nn.Sequential):
-            """x -> x + body(x), the body being this Sequential's children: keys '0.weight', as portnn's."""
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                """The skip connection around the inner stack (its output shape must equal its input's)."""
-                return x + super().forward(x)
-
-        Residual.__module__, Residual.__qualname__ = __name__, "Residual"
-        _CLASSES["Residual"] = Residual
-    return _CLASSES
+def _torch_layers(where: str) -> Any:
+    """This package's torch modules (``torch_layers``), imported once torch is known to be there."""
+    _import_torch(where)
+    from . import torch_layers
+    return torch_layers
 
 
 def __getattr__(name: str) -> Any:
-    """``torch_modules.Residual``: the torch class, made on first access so that importing needs no torch."""
-    if name == "Residual":
-        return _classes(_import_torch(f"{__name__}.Residual"))["Residual"]
+    """``torch_modules.Residual``, ``torch_modules.GRU``, ...: the torch classes, imported on first access."""
+    if name in {c.module for c in _TABLE if not c.module.startswith("nn.")}:
+        return getattr(_torch_layers(f"{__name__}.{name}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -100,77 +80,267 @@ def _dtype_name(dtype: Any, where: str) -> str:
     return name
 
 
-# ---- portnn -> torch ------------------------------------------------------------------------------------------
+# ---- the table ---------------------------------------------------------------------------------------------------
 
-def _pool_args(layer: MaxPool2D | AvgPool2D) -> dict[str, Any]:
-    return {"kernel_size": tuple(layer.kernel_size), "stride": tuple(layer.stride)}
+@dataclass(frozen=True)
+class Source:
+    """A torch module being read: its path, its input's rank when known, the module after it (``follower``), and
+    the portnn layers read from its children (a Residual's)."""
 
+    module: Any
+    path: str
+    rank: int | None
+    follower: Any = None
+    inner: tuple[Layer, ...] = ()
 
-def _torch_module(layer: Layer, where: str, torch: Any) -> Any:
-    """The torch module computing ``layer`` (weights uninitialised: built on the meta device, loaded later)."""
-    nn, kind = torch.nn, type(layer)  # exact types: a subclass may compute something else
-    if kind is Dense:
-        assert isinstance(layer, Dense)
-        return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
-    if kind is Conv2D:
-        assert isinstance(layer, Conv2D)
-        return nn.Conv2d(layer.in_channels, layer.out_channels, tuple(layer.kernel_size), stride=tuple(layer.stride),
-                         padding=tuple(layer.padding), bias=layer.bias)
-    if kind is Conv1D:
-        assert isinstance(layer, Conv1D)
-        return nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                         padding=layer.padding, bias=layer.bias)
-    if kind is MaxPool2D:
-        assert isinstance(layer, MaxPool2D)
-        return nn.MaxPool2d(**_pool_args(layer))
-    if kind is AvgPool2D:  # no padding, so torch's count_include_pad cannot change a window's divisor
-        assert isinstance(layer, AvgPool2D)
-        return nn.AvgPool2d(**_pool_args(layer))
-    if kind is GlobalAvgPool1D:
-        return nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
-    if kind is GlobalAvgPool2D:
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if kind is BatchNorm1d or kind is BatchNorm2d:
-        assert isinstance(layer, BatchNorm1d | BatchNorm2d)
-        make = nn.BatchNorm1d if kind is BatchNorm1d else nn.BatchNorm2d
-        return make(layer.features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine)
-    if kind is LayerNorm:
-        assert isinstance(layer, LayerNorm)
-        return nn.LayerNorm(list(layer.shape), eps=layer.eps, elementwise_affine=layer.affine)
-    if kind is _ResidualLayer:
-        assert isinstance(layer, _ResidualLayer)
-        return _classes(torch)["Residual"](*[_torch_module(inner, f"{where}.{j}", torch)
-                                             for j, inner in enumerate(layer.layers)])
-    simple: dict[type, Callable[[Any], Any]] = {  # each from the layer's own settings
-        Flatten: lambda _: nn.Flatten(), Sigmoid: lambda _: nn.Sigmoid(), Tanh: lambda _: nn.Tanh(),
-        ReLU: lambda _: nn.ReLU(), Identity: lambda _: nn.Identity(), SiLU: lambda _: nn.SiLU(),
-        Softmax: lambda _: nn.Softmax(dim=-1), GELU: lambda _: nn.GELU(approximate="tanh"),
-        Dropout: lambda d: nn.Dropout(d.p), LeakyReLU: lambda a: nn.LeakyReLU(a.alpha), ELU: lambda a: nn.ELU(a.alpha),
-        Softplus: lambda a: nn.Softplus(a.beta, a.threshold),
-    }
-    if kind in simple:
-        return simple[kind](layer)
-    raise TypeError(f"to_torch: layer {where} ({layer!r}) has no torch equivalent; supported: "
-                    f"{', '.join(sorted(t.__name__ for t in _SUPPORTED_LAYERS))}")
+    def need(self, ok: Any, setting: str, why: str) -> None:
+        """ValueError naming the module and the setting portnn cannot reproduce exactly, unless ``ok``."""
+        if not ok:
+            raise ValueError(f"from_torch: module {self.path or '<root>'} ({self.module!r}): {setting} is not "
+                             f"supported ({why})")
 
 
-_SUPPORTED_LAYERS = (Dense, Conv2D, Conv1D, MaxPool2D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Flatten, Dropout,
-                     Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, Identity, GELU, SiLU, Softplus, ELU, BatchNorm1d,
-                     BatchNorm2d, LayerNorm, _ResidualLayer)
+def _same_rank(_: Any, rank: int | None) -> int | None:
+    return rank
 
 
-def _layer_keys(layers: list[Layer] | tuple[Layer, ...], prefix: str) -> tuple[list[str], list[str]]:
-    """(Dense weight keys, BatchNorm prefixes) of ``layers`` under ``prefix``, inside residual blocks too."""
-    dense, norms = [], []
-    for i, layer in enumerate(layers):
-        if type(layer) is Dense:
-            dense.append(f"{prefix}{i}.weight")
-        elif type(layer) in (BatchNorm1d, BatchNorm2d):
-            norms.append(f"{prefix}{i}.")
-        elif isinstance(layer, _ResidualLayer):
-            inner_dense, inner_norms = _layer_keys(layer.layers, f"{prefix}{i}.")
-            dense, norms = dense + inner_dense, norms + inner_norms
-    return dense, norms
+def _fixed_rank(rank: int) -> Callable[[Any, int | None], int]:
+    return lambda _m, _r: rank
+
+
+@dataclass(frozen=True)
+class Converter:
+    """How one portnn layer type and one torch module type map onto each other (exact types both ways: a subclass
+    may compute something else)."""
+
+    layer: type[Layer]
+    module: str  # the torch class: 'nn.Linear', or one of ``torch_layers``' ('GRU')
+    build: Callable[[Any, Any], Any]  # (layer, torch_layers) -> the torch module (torch.nn is torch_layers.nn)
+    read: Callable[[Source], dict[str, Any]]  # the torch module's settings as the layer's arguments
+    keys: Mapping[str, str] = field(default_factory=dict)  # portnn name -> torch state_dict key, where they differ
+    transposed: frozenset[str] = frozenset()  # portnn names whose torch tensor is the transpose
+    extra: tuple[str, ...] = ()  # torch counters portnn does not keep: 0 in torch, ignored when read back
+    rank: Callable[[Any, int | None], int | None] = _same_rank  # (torch module, input rank) -> output rank
+    follower: str | None = None  # a torch module that must follow this one (Flatten after adaptive pooling)
+    make: Callable[..., Layer] | None = None  # builds the layer from ``read``'s arguments (default: its class)
+
+    def name(self) -> str:
+        """The torch class as users write it: 'nn.Linear', 'torch_modules.GRU'."""
+        name = self.module if self.module.startswith("nn.") else f"torch_modules.{self.module}"
+        return name if self.follower is None else f"{name}(1) followed by {self.follower}()"
+
+
+def _plain(layer: type[Layer], module: str) -> Converter:
+    """A layer without settings or tensors."""
+    return Converter(layer, module, lambda _, t: attrgetter(module)(t)(), lambda _: {})
+
+
+def _ints(value: Any, count: int) -> tuple[int, ...]:
+    """A torch size argument (int or tuple) as a tuple of ``count`` ints."""
+    return tuple(int(v) for v in value) if isinstance(value, tuple | list) else (int(value),) * count
+
+
+def _conv(s: Source, dims: int) -> dict[str, Any]:
+    """Conv1d/Conv2d settings portnn has; ValueError naming any other."""
+    m = s.module
+    kernel = _ints(m.kernel_size, dims)
+    s.need(_ints(m.dilation, dims) == (1,) * dims, f"dilation={m.dilation}", "portnn convolutions have no dilation")
+    s.need(m.groups == 1, f"groups={m.groups}", "portnn convolutions are dense (groups=1)")
+    s.need(m.padding_mode == "zeros", f"padding_mode={m.padding_mode!r}", "portnn pads with zeros only")
+    s.need(m.padding != "same" or all(k % 2 for k in kernel), "padding='same' with an even kernel",
+           "torch pads it unevenly; portnn evenly")
+    padding = ((0,) * dims if m.padding == "valid" else tuple((k - 1) // 2 for k in kernel) if m.padding == "same"
+               else _ints(m.padding, dims))
+    sizes = {"kernel_size": kernel, "stride": _ints(m.stride, dims), "padding": padding}
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels, "bias": m.bias is not None,
+            **(sizes if dims == 2 else {k: v[0] for k, v in sizes.items()})}
+
+
+def _pool(s: Source) -> dict[str, Any]:
+    """MaxPool2d/AvgPool2d without padding, ceil mode, dilation or indices; ValueError naming any other."""
+    m = s.module
+    dilation = getattr(m, "dilation", 1)
+    s.need(_ints(m.padding, 2) == (0, 0), f"padding={m.padding}", "portnn pools without padding")
+    s.need(not m.ceil_mode, "ceil_mode=True", "portnn's output size rounds down")
+    s.need(_ints(dilation, 2) == (1, 1), f"dilation={dilation}", "portnn pools have no dilation")
+    s.need(not getattr(m, "return_indices", False), "return_indices=True", "a portnn layer returns one array")
+    s.need(getattr(m, "divisor_override", None) is None, f"divisor_override={getattr(m, 'divisor_override', None)}",
+           "portnn divides by the window size")
+    kernel = _ints(m.kernel_size, 2)
+    return {"kernel_size": kernel, "stride": kernel if m.stride is None else _ints(m.stride, 2)}
+
+
+def _global_pool(s: Source, dims: int) -> dict[str, Any]:
+    """AdaptiveAvgPool1d/2d(1) followed by Flatten(1, -1); ValueError otherwise."""
+    f, size = s.follower, s.module.output_size
+    s.need(f is not None and (f.start_dim, f.end_dim) == (1, -1) and isinstance(size, int | tuple | list)
+           and _ints(size, dims) == (1,) * dims, "adaptive pooling not followed by Flatten() or to a size other than 1",
+           "portnn's global pools are AdaptiveAvgPool1d/2d(1) then Flatten()")
+    return {}
+
+
+def _norm(s: Source) -> dict[str, Any]:
+    """BatchNorm1d/2d with running statistics and a momentum; ValueError naming any other setting."""
+    m = s.module
+    s.need(m.track_running_stats and m.running_mean is not None, "track_running_stats=False",
+           "portnn's inference uses running statistics")
+    s.need(not m.affine or m.bias is not None, "bias=False", "portnn's BatchNorm has a weight and a bias, or neither")
+    s.need(m.momentum is not None, "momentum=None", "portnn keeps an exponential average with a momentum in (0, 1]")
+    return {"features": m.num_features, "eps": m.eps, "momentum": m.momentum, "affine": bool(m.affine)}
+
+
+def _layer_norm(s: Source) -> dict[str, Any]:
+    m = s.module
+    s.need(not m.elementwise_affine or m.bias is not None, "bias=False",
+           "portnn's LayerNorm has a weight and a bias, or neither")
+    shape = [int(d) for d in m.normalized_shape]
+    return {"features": shape[0] if len(shape) == 1 else shape, "eps": m.eps, "affine": bool(m.elementwise_affine)}
+
+
+def _softmax(s: Source) -> dict[str, Any]:
+    dim, rank = s.module.dim, s.rank
+    last = dim == -1 or (rank is not None and dim == rank - 1) or (dim is None and rank == 2)
+    s.need(last, f"dim={dim}" + ("" if rank is None else f" on rank-{rank} input"),
+           "portnn's Softmax is over the last axis (dim=-1)")
+    return {}
+
+
+def _gelu(s: Source) -> dict[str, Any]:
+    s.need(s.module.approximate == "tanh", f"approximate={s.module.approximate!r}",
+           "portnn's GELU is the tanh form: the exact one needs erf, which the Array API lacks")
+    return {}
+
+
+def _flatten(s: Source) -> dict[str, Any]:
+    m = s.module
+    s.need((m.start_dim, m.end_dim) == (1, -1), f"start_dim={m.start_dim}, end_dim={m.end_dim}",
+           "portnn flattens (1, -1)")
+    return {}
+
+
+def _embedding(s: Source) -> dict[str, Any]:
+    m = s.module
+    s.need(m.padding_idx is None, f"padding_idx={m.padding_idx}", "portnn trains every row")
+    s.need(m.max_norm is None, f"max_norm={m.max_norm}", "portnn's rows are not renormalised")
+    s.need(not m.scale_grad_by_freq, "scale_grad_by_freq=True", "portnn's gradient sums every occurrence")
+    return {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim}
+
+
+def _recurrent(s: Source) -> dict[str, Any]:
+    m = s.module
+    s.need(m.num_layers == 1, f"num_layers={m.num_layers}", "a portnn GRU/LSTM is one layer: stack them")
+    s.need(m.batch_first, "batch_first=False", "portnn's sequences are (N, T, features)")
+    s.need(m.bias, "bias=False", "portnn's GRU/LSTM have biases")
+    projection = getattr(m, "proj_size", 0)
+    s.need(projection == 0, f"proj_size={projection}", "portnn's LSTM has no projection")
+    return {"input_size": m.input_size, "hidden_size": m.hidden_size, "return_sequences": bool(m.return_sequences),
+            "bidirectional": bool(m.bidirectional)}
+
+
+def _attention(s: Source) -> dict[str, Any]:
+    m = s.module
+    s.need(m._qkv_same_embed_dim, f"kdim={m.kdim}, vdim={m.vdim}", "portnn's attention is self-attention")
+    s.need(m.bias_k is None, "add_bias_kv=True", "portnn's keys and values have no extra bias step")
+    s.need(not m.add_zero_attn, "add_zero_attn=True", "portnn attends to the sequence only")
+    s.need(m.batch_first, "batch_first=False", "portnn's sequences are (N, T, E)")
+    return {"embed_dim": m.embed_dim, "num_heads": m.num_heads, "causal": bool(m.causal), "dropout": m.dropout,
+            "bias": m.in_proj_bias is not None}
+
+
+_RECURRENT_KEYS = {name + s: f"{name}_l0{s}" for name in RECURRENT_NAMES for s in ("", "_reverse")}
+_ATTENTION_KEYS = {"out_proj_weight": "out_proj.weight", "out_proj_bias": "out_proj.bias"}
+
+
+def _conv_module(c: Any, t: Any) -> Any:
+    make = t.nn.Conv1d if isinstance(c, pnn.Conv1D) else t.nn.Conv2d
+    return make(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding, bias=c.bias)
+
+
+def _recurrent_module(r: Any, t: Any) -> Any:
+    make = t.GRU if isinstance(r, pnn.GRU) else t.LSTM
+    return make(r.input_size, r.hidden_size, bidirectional=r.bidirectional, return_sequences=r.return_sequences)
+
+
+def _torch_module(layer: Layer, t: Any) -> Any:
+    """The torch module computing ``layer`` (a supported one: see ``_converter``)."""
+    return CONVERTERS[type(layer)].build(layer, t)
+
+
+_TABLE = (
+    Converter(pnn.Dense, "nn.Linear", lambda d, t: t.nn.Linear(d.in_features, d.out_features, bias=d.bias),
+              lambda s: {"in_features": s.module.in_features, "out_features": s.module.out_features,
+                         "bias": s.module.bias is not None},
+              transposed=frozenset({"weight"}), rank=lambda _, r: 2 if r is None else r),
+    Converter(pnn.Conv2D, "nn.Conv2d", _conv_module, lambda s: _conv(s, 2), rank=_fixed_rank(4)),
+    Converter(pnn.Conv1D, "nn.Conv1d", _conv_module, lambda s: _conv(s, 1), rank=_fixed_rank(3)),
+    # no padding, so torch's count_include_pad cannot change a window's divisor
+    Converter(pnn.MaxPool2D, "nn.MaxPool2d", lambda p, t: t.nn.MaxPool2d(p.kernel_size, p.stride), _pool,
+              rank=_fixed_rank(4)),
+    Converter(pnn.AvgPool2D, "nn.AvgPool2d", lambda p, t: t.nn.AvgPool2d(p.kernel_size, p.stride), _pool,
+              rank=_fixed_rank(4)),
+    Converter(pnn.GlobalAvgPool1D, "nn.AdaptiveAvgPool1d",
+              lambda _, t: t.nn.Sequential(t.nn.AdaptiveAvgPool1d(1), t.nn.Flatten()), lambda s: _global_pool(s, 1),
+              rank=_fixed_rank(2), follower="nn.Flatten"),
+    Converter(pnn.GlobalAvgPool2D, "nn.AdaptiveAvgPool2d",
+              lambda _, t: t.nn.Sequential(t.nn.AdaptiveAvgPool2d(1), t.nn.Flatten()), lambda s: _global_pool(s, 2),
+              rank=_fixed_rank(2), follower="nn.Flatten"),
+    Converter(pnn.Flatten, "nn.Flatten", lambda _, t: t.nn.Flatten(), _flatten, rank=_fixed_rank(2)),
+    Converter(pnn.Dropout, "nn.Dropout", lambda d, t: t.nn.Dropout(d.p), lambda s: {"p": s.module.p}),
+    _plain(pnn.Sigmoid, "nn.Sigmoid"), _plain(pnn.Tanh, "nn.Tanh"), _plain(pnn.ReLU, "nn.ReLU"),
+    _plain(pnn.Identity, "nn.Identity"), _plain(pnn.SiLU, "nn.SiLU"),
+    Converter(pnn.LeakyReLU, "nn.LeakyReLU", lambda a, t: t.nn.LeakyReLU(a.alpha),
+              lambda s: {"alpha": s.module.negative_slope}),
+    Converter(pnn.ELU, "nn.ELU", lambda a, t: t.nn.ELU(a.alpha), lambda s: {"alpha": s.module.alpha}),
+    Converter(pnn.Softplus, "nn.Softplus", lambda a, t: t.nn.Softplus(a.beta, a.threshold),
+              lambda s: {"beta": s.module.beta, "threshold": s.module.threshold}),
+    Converter(pnn.Softmax, "nn.Softmax", lambda _, t: t.nn.Softmax(dim=-1), _softmax),
+    Converter(pnn.GELU, "nn.GELU", lambda _, t: t.nn.GELU(approximate="tanh"), _gelu),
+    Converter(pnn.BatchNorm1d, "nn.BatchNorm1d",
+              lambda b, t: t.nn.BatchNorm1d(b.features, eps=b.eps, momentum=b.momentum, affine=b.affine), _norm,
+              extra=("num_batches_tracked",)),
+    Converter(pnn.BatchNorm2d, "nn.BatchNorm2d",
+              lambda b, t: t.nn.BatchNorm2d(b.features, eps=b.eps, momentum=b.momentum, affine=b.affine), _norm,
+              extra=("num_batches_tracked",), rank=_fixed_rank(4)),
+    Converter(pnn.LayerNorm, "nn.LayerNorm",
+              lambda n, t: t.nn.LayerNorm(list(n.shape), eps=n.eps, elementwise_affine=n.affine), _layer_norm),
+    Converter(pnn.Residual, "Residual", lambda r, t: t.Residual(*(_torch_module(inner, t) for inner in r.layers)),
+              lambda s: {"layers": s.inner}, make=lambda layers: pnn.Residual(*layers)),
+    Converter(pnn.Embedding, "nn.Embedding", lambda e, t: t.nn.Embedding(e.num_embeddings, e.embedding_dim),
+              _embedding, rank=lambda _, r: 3 if r is None else r + 1),
+    Converter(pnn.PositionalEmbedding, "PositionalEmbedding",
+              lambda p, t: t.PositionalEmbedding(p.max_length, p.dim, std=p.std),
+              lambda s: {"max_length": s.module.max_length, "dim": s.module.dim, "std": s.module.std},
+              rank=_fixed_rank(3)),
+    Converter(pnn.GRU, "GRU", _recurrent_module, _recurrent, keys=_RECURRENT_KEYS,
+              rank=lambda m, _: 3 if m.return_sequences else 2),
+    Converter(pnn.LSTM, "LSTM", _recurrent_module, _recurrent, keys=_RECURRENT_KEYS,
+              rank=lambda m, _: 3 if m.return_sequences else 2),
+    Converter(pnn.MultiHeadAttention, "MultiHeadAttention",
+              lambda a, t: t.MultiHeadAttention(a.embed_dim, a.num_heads, causal=a.causal, dropout=a.dropout,
+                                                bias=a.bias),
+              _attention, keys=_ATTENTION_KEYS, rank=_fixed_rank(3)),
+    _plain(pnn.LastStep, "LastStep"),
+    _plain(pnn.GlobalAvgPoolTime, "GlobalAvgPoolTime"),
+)
+CONVERTERS: dict[type[Layer], Converter] = {c.layer: c for c in _TABLE}
+
+
+def _keys(layer: Layer) -> dict[str, tuple[str | None, bool]]:
+    """{torch key: (portnn name or None for a torch-only counter, transposed)} of one layer's tensors; a residual
+    block's inner ones under 'j.' on both sides."""
+    if type(layer) is pnn.Residual:
+        return {f"{j}.{key}": (None if name is None else f"{j}.{name}", flip)
+                for j, inner in enumerate(layer.layers) for key, (name, flip) in _keys(inner).items()}
+    c = CONVERTERS[type(layer)]
+    names = (*layer.param_shapes(), *layer.state_shapes())
+    return {**{c.keys.get(n, n): (n, n in c.transposed) for n in names}, **dict.fromkeys(c.extra, (None, False))}
+
+
+# ---- portnn -> torch ---------------------------------------------------------------------------------------------
+
+def _nested(layers: tuple[Layer, ...] | list[Layer]) -> list[Any]:
+    """The layers as a tree (a residual block: the list of its inner layers), so that tree.items names them '1.0'."""
+    return [_nested(layer.layers) if type(layer) is pnn.Residual else layer for layer in layers]
 
 
 def to_torch(model: Sequential, dtype: Any = None) -> torch.nn.Module:
@@ -182,205 +352,98 @@ def to_torch(model: Sequential, dtype: Any = None) -> torch.nn.Module:
     if dtype is None:
         dtype = model.placement.dtype_name if model.placement is not None else model.dtype or "float64"
     target = getattr(torch, _dtype_name(dtype, "to_torch"))
+    for path, layer in tree.items(_nested(model.layers)):  # exact types: a subclass may compute something else
+        if type(layer) not in CONVERTERS:
+            raise TypeError(f"to_torch: layer {path} ({layer!r}) has no torch equivalent; supported: "
+                            f"{', '.join(sorted(t.__name__ for t in CONVERTERS))}")
+    t = _torch_layers("to_torch")
     with torch.device("meta"):  # nothing initialised, so torch's global generator is not drawn from
-        module = torch.nn.Sequential(*[_torch_module(layer, str(i), torch) for i, layer in enumerate(model.layers)])
+        module = t.nn.Sequential(*(_torch_module(layer, t) for layer in model.layers))
     module = module.to(dtype=target).to_empty(device="cpu")
-    dense, norms = _layer_keys(model.layers, "")
-    transposed = set(dense)
-    tensors = {key: torch.from_numpy(np.ascontiguousarray(value.T if key in transposed else value)).to(target)
-               for key, value in model.state_dict().items()}
-    # portnn keeps no count of batches; torch reads it only when momentum is None, which portnn does not offer
-    tensors.update({f"{prefix}num_batches_tracked": torch.zeros((), dtype=torch.long) for prefix in norms})
-    module.load_state_dict(tensors, strict=True)  # every parameter and buffer is overwritten: none stays empty
+    state = model.state_dict()
+
+    def tensor(name: str | None, flip: bool) -> Any:
+        if name is None:  # a counter portnn does not keep; torch reads it only when momentum is None
+            return torch.zeros((), dtype=torch.long)
+        return torch.from_numpy(np.ascontiguousarray(state[name].T if flip else state[name])).to(target)
+
+    module.load_state_dict({f"{i}.{key}": tensor(None if name is None else f"{i}.{name}", flip)
+                            for i, layer in enumerate(model.layers) for key, (name, flip) in _keys(layer).items()},
+                           strict=True)  # every parameter and buffer is overwritten: none stays empty
     return module.eval()
 
 
-# ---- torch -> portnn ------------------------------------------------------------------------------------------
+# ---- torch -> portnn ---------------------------------------------------------------------------------------------
 
-def _flat(module: Any, path: str, torch: Any) -> list[tuple[str, Any]]:
-    """(path, module) of a plain nn.Sequential's children, nested plain Sequentials spliced in (same function)."""
-    return _children(module, path, torch) if type(module) is torch.nn.Sequential else [(path, module)]
-
-
-def _ints(value: Any, count: int) -> tuple[int, ...]:
-    """A torch size argument (int or tuple) as a tuple of ``count`` ints."""
-    return tuple(int(v) for v in value) if isinstance(value, tuple | list) else (int(value),) * count
-
-
-def _refuse(path: str, module: Any, setting: str, why: str) -> ValueError:
-    """The ValueError naming the module and the setting portnn cannot reproduce exactly."""
-    return ValueError(f"from_torch: module {path or '<root>'} ({module!r}): {setting} is not supported ({why})")
-
-
-def _conv(path: str, m: Any, dims: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(kernel, stride, padding) of a Conv1d/Conv2d whose settings portnn has; ValueError naming any other."""
-    kernel, stride = _ints(m.kernel_size, dims), _ints(m.stride, dims)
-    if _ints(m.dilation, dims) != (1,) * dims:
-        raise _refuse(path, m, f"dilation={m.dilation}", "portnn convolutions have no dilation")
-    if m.groups != 1:
-        raise _refuse(path, m, f"groups={m.groups}", "portnn convolutions are dense (groups=1)")
-    if m.padding_mode != "zeros":
-        raise _refuse(path, m, f"padding_mode={m.padding_mode!r}", "portnn pads with zeros only")
-    if m.padding == "valid":
-        padding = (0,) * dims
-    elif m.padding == "same":
-        if any(k % 2 == 0 for k in kernel):
-            raise _refuse(path, m, "padding='same' with an even kernel", "torch pads it unevenly; portnn evenly")
-        padding = tuple((k - 1) // 2 for k in kernel)
-    else:
-        padding = _ints(m.padding, dims)
-    return kernel, stride, padding
-
-
-def _pool(path: str, m: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(kernel, stride) of a MaxPool2d/AvgPool2d without padding or ceil mode; ValueError naming any other."""
-    if _ints(m.padding, 2) != (0, 0):
-        raise _refuse(path, m, f"padding={m.padding}", "portnn pools without padding")
-    if m.ceil_mode:
-        raise _refuse(path, m, "ceil_mode=True", "portnn's output size rounds down")
-    if _ints(getattr(m, "dilation", 1), 2) != (1, 1):
-        raise _refuse(path, m, f"dilation={m.dilation}", "portnn pools have no dilation")
-    if getattr(m, "return_indices", False):
-        raise _refuse(path, m, "return_indices=True", "a portnn layer returns one array")
-    if getattr(m, "divisor_override", None) is not None:
-        raise _refuse(path, m, f"divisor_override={m.divisor_override}", "portnn divides by the window size")
-    kernel = _ints(m.kernel_size, 2)
-    stride = kernel if m.stride is None else _ints(m.stride, 2)
-    return (kernel[0], kernel[1]), (stride[0], stride[1])
-
-
-def _global_pool(entries: list[tuple[str, Any]], k: int, torch: Any) -> Layer | None:
-    """GlobalAvgPool1D/2D when entries k, k+1 are AdaptiveAvgPool1d/2d(1) then Flatten(1, -1), else None."""
-    nn = torch.nn
-    m = entries[k][1]
-    if type(m) not in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) or k + 1 == len(entries):
-        return None
-    follower = entries[k + 1][1]
-    if type(follower) is not nn.Flatten or (follower.start_dim, follower.end_dim) != (1, -1):
-        return None
-    dims = 1 if type(m) is nn.AdaptiveAvgPool1d else 2
-    if not isinstance(m.output_size, int | tuple | list) or _ints(m.output_size, dims) != (1,) * dims:
-        return None
-    return GlobalAvgPool1D() if dims == 1 else GlobalAvgPool2D()
-
-
-def _arrays(named: dict[str, Any]) -> dict[str, Any]:
-    """The module tensors portnn keeps, None ones (a missing bias) left out."""
-    return {name: t for name, t in named.items() if t is not None}
-
-
-def _norm(path: str, m: Any, make: type[BatchNorm1d] | type[BatchNorm2d]) -> tuple[Layer, dict[str, Any]]:
-    """A BatchNorm1d/2d with running statistics and a momentum; ValueError naming any other setting."""
-    if not m.track_running_stats or m.running_mean is None:
-        raise _refuse(path, m, "track_running_stats=False", "portnn's inference uses running statistics")
-    if m.affine and m.bias is None:  # recent torch offers BatchNorm(bias=False)
-        raise _refuse(path, m, "bias=False", "portnn's BatchNorm has a weight and a bias, or neither")
-    if m.momentum is None:
-        raise _refuse(path, m, "momentum=None", "portnn keeps an exponential average with a momentum in (0, 1]")
-    layer = make(m.num_features, eps=m.eps, momentum=m.momentum, affine=bool(m.affine))
-    return layer, _arrays({"weight": m.weight, "bias": m.bias, "running_mean": m.running_mean,
-                           "running_var": m.running_var})
-
-
-def _layer(path: str, m: Any, rank: int | None, torch: Any) -> tuple[Layer, dict[str, Any], int | None]:
-    """(portnn layer, its tensors by portnn name, the output rank if known) for one torch module."""
-    nn, kind = torch.nn, type(m)  # exact types: a subclass may override forward
-    if kind is nn.Linear:
-        return (Dense(m.in_features, m.out_features, bias=m.bias is not None),
-                _arrays({"weight": m.weight.detach().T, "bias": m.bias}), 2)
-    if kind in (nn.Conv1d, nn.Conv2d):
-        dims = 1 if kind is nn.Conv1d else 2
-        kernel, stride, padding = _conv(path, m, dims)
-        conv: Layer = (Conv1D(m.in_channels, m.out_channels, kernel[0], stride=stride[0], padding=padding[0],
-                              bias=m.bias is not None) if dims == 1 else
-                       Conv2D(m.in_channels, m.out_channels, (kernel[0], kernel[1]), stride=stride, padding=padding,
-                              bias=m.bias is not None))
-        return conv, _arrays({"weight": m.weight, "bias": m.bias}), dims + 2
-    if kind in (nn.MaxPool2d, nn.AvgPool2d):
-        kernel, stride = _pool(path, m)
-        return (MaxPool2D if kind is nn.MaxPool2d else AvgPool2D)(kernel, stride), {}, 4
-    if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-        layer, arrays = _norm(path, m, BatchNorm1d if kind is nn.BatchNorm1d else BatchNorm2d)
-        return layer, arrays, 4 if kind is nn.BatchNorm2d else rank
-    if kind is nn.LayerNorm:
-        if m.elementwise_affine and m.bias is None:
-            raise _refuse(path, m, "bias=False", "portnn's LayerNorm has a weight and a bias, or neither")
-        shape = tuple(int(d) for d in m.normalized_shape)
-        return (LayerNorm(shape[0] if len(shape) == 1 else list(shape), eps=m.eps, affine=bool(m.elementwise_affine)),
-                _arrays({"weight": m.weight, "bias": m.bias}), rank)
-    if kind is nn.Flatten:
-        if (m.start_dim, m.end_dim) != (1, -1):
-            raise _refuse(path, m, f"start_dim={m.start_dim}, end_dim={m.end_dim}", "portnn flattens (1, -1)")
-        return Flatten(), {}, 2
-    if kind is nn.Softmax:
-        last = m.dim == -1 or (rank is not None and m.dim == rank - 1) or (m.dim is None and rank == 2)
-        if not last:
-            raise _refuse(path, m, f"dim={m.dim}" + ("" if rank is None else f" on rank-{rank} input"),
-                          "portnn's Softmax is over the last axis (dim=-1)")
-        return Softmax(), {}, rank
-    if kind is nn.GELU:
-        if m.approximate != "tanh":
-            raise _refuse(path, m, f"approximate={m.approximate!r}", "portnn's GELU is the tanh form: the exact one "
-                                                                     "needs erf, which the Array API lacks")
-        return GELU(), {}, rank
-    simple: dict[type, Callable[[], Layer]] = {
-        nn.Sigmoid: Sigmoid, nn.Tanh: Tanh, nn.ReLU: ReLU, nn.Identity: Identity, nn.SiLU: SiLU,
-        nn.Dropout: lambda: Dropout(m.p), nn.LeakyReLU: lambda: LeakyReLU(m.negative_slope),
-        nn.ELU: lambda: ELU(m.alpha), nn.Softplus: lambda: Softplus(m.beta, m.threshold),
-    }
-    if kind in simple:
-        return simple[kind](), {}, rank
-    supported = sorted(t.__name__ for t in (*simple, nn.Linear, nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d,
-                                            nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.Flatten, nn.Softmax,
-                                            nn.GELU, nn.Sequential, _classes(torch)["Residual"]))
-    raise TypeError(f"from_torch: module {path or '<root>'} ({kind.__module__}.{kind.__qualname__}) has no portnn "
-                    f"equivalent; supported: {', '.join(supported)}, and AdaptiveAvgPool1d/2d(1) followed by Flatten()")
-
-
-def _layers(entries: list[tuple[str, Any]], rank: int | None,
-            torch: Any) -> tuple[list[Layer], list[dict[str, Any]], int | None]:
-    """(layers, their tensors, the output rank) of a flat list of (path, torch module)."""
-    residual = _classes(torch)["Residual"]
-    layers: list[Layer] = []
-    arrays: list[dict[str, Any]] = []
-    k = 0
-    while k < len(entries):
-        path, m = entries[k]
-        pooled = _global_pool(entries, k, torch)
-        if pooled is not None:
-            layers.append(pooled)
-            arrays.append({})
-            rank, k = 2, k + 2
-            continue
-        try:
-            if type(m) is residual:
-                inner, inner_arrays, _ = _layers(_children(m, path, torch), rank, torch)
-                layer: Layer = _ResidualLayer(*inner)
-                named = {f"{j}.{name}": t for j, tree in enumerate(inner_arrays) for name, t in tree.items()}
-            else:
-                if type(m) in (torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d):
-                    raise _refuse(path, m, "adaptive pooling not followed by Flatten() or to a size other than 1",
-                                  "portnn's global pools are AdaptiveAvgPool1d/2d(1) then Flatten()")
-                layer, named, rank = _layer(path, m, rank, torch)
-        except (TypeError, ValueError) as err:
-            if str(err).startswith("from_torch:"):
-                raise
-            raise ValueError(f"from_torch: module {path or '<root>'} ({m!r}): {err}") from err
-        layers.append(layer)
-        arrays.append(named)
-        k += 1
-    return layers, arrays, rank
-
-
-def _children(module: Any, path: str, torch: Any) -> list[tuple[str, Any]]:
-    """The flat (path, module) list of a Residual's body (its children, nested plain Sequentials spliced in)."""
+def _children(module: Any, path: str, t: Any) -> list[tuple[str, Any]]:
+    """(path, module) of a module's children, nested plain nn.Sequentials spliced in (a residual block's body)."""
     return [entry for name, child in module.named_children()
-            for entry in _flat(child, f"{path}.{name}" if path else name, torch)]
+            for entry in _flat(child, f"{path}.{name}" if path else name, t)]
 
 
-def _module_dtype(arrays: list[dict[str, Any]]) -> str | None:
+def _flat(module: Any, path: str, t: Any) -> list[tuple[str, Any]]:
+    """A plain nn.Sequential's children, spliced in; any other module as it is."""
+    return _children(module, path, t) if type(module) is t.nn.Sequential else [(path, module)]
+
+
+@cache
+def _by_module(t: Any) -> dict[type, Converter]:
+    return {attrgetter(c.module)(t): c for c in _TABLE}
+
+
+def _converter(path: str, m: Any, t: Any) -> Converter:
+    """The table entry of torch module ``m``; TypeError naming it when there is none."""
+    found = _by_module(t).get(type(m))
+    if found is not None:
+        return found
+    kind = type(m)
+    wraps = {cls.__bases__[0]: cls for cls in (t.GRU, t.LSTM, t.MultiHeadAttention)}
+    hint = (f"; torch_modules.{wraps[kind].__name__} computes it as a layer (load this module's state_dict into one)"
+            if kind in wraps else "")
+    raise TypeError(f"from_torch: module {path or '<root>'} ({kind.__module__}.{kind.__qualname__}) has no portnn "
+                    f"equivalent{hint}; supported: {', '.join(sorted(c.name() for c in _TABLE))}, and nn.Sequential "
+                    "(its children spliced in)")
+
+
+def _read(entries: list[tuple[str, Any]], k: int, rank: int | None, t: Any) -> tuple[Layer, Any, int | None, int]:
+    """(portnn layer, its tensors by portnn name, output rank, modules used) of entries[k] (and its follower)."""
+    path, m = entries[k]
+    c = _converter(path, m, t)
+    nested = c.layer is pnn.Residual
+    follower = None
+    if c.follower is not None and k + 1 < len(entries) and type(entries[k + 1][1]) is attrgetter(c.follower)(t):
+        follower = entries[k + 1][1]
+    arrays: Any
+    inner, arrays = _read_all(_children(m, path, t), rank, t) if nested else ([], None)
+    source = Source(m, path, rank, follower, tuple(inner))
+    args = c.read(source)
+    try:  # portnn's own checks of the settings (LeakyReLU's alpha, ...), with the module named
+        layer = (c.make or c.layer)(**args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"from_torch: module {path or '<root>'} ({m!r}): {err}") from err
+    if not nested:
+        tensors = m.state_dict()
+        keys = _keys(layer)
+        source.need(set(tensors) == set(keys), f"tensors {sorted(set(tensors) ^ set(keys))}",
+                    f"portnn's {type(layer).__name__} holds {sorted(keys)}")
+        arrays = {name: tensors[key].T if flip else tensors[key] for key, (name, flip) in keys.items() if name}
+    return layer, arrays, c.rank(m, rank), 1 if follower is None else 2
+
+
+def _read_all(entries: list[tuple[str, Any]], rank: int | None, t: Any) -> tuple[list[Layer], list[Any]]:
+    """(layers, their tensor trees) of a flat list of (path, torch module)."""
+    layers, arrays, k = [], [], 0
+    while k < len(entries):
+        layer, tensors, rank, used = _read(entries, k, rank, t)
+        layers.append(layer)
+        arrays.append(tensors)
+        k += used
+    return layers, arrays
+
+
+def _module_dtype(tensors: list[Any]) -> str | None:
     """The one float dtype of the module's tensors ('float32'/'float64'), None when it has none; ValueError else."""
-    found = {str(t.dtype).removeprefix("torch.") for tree in arrays for t in tree.values()}
+    found = {str(a.dtype).removeprefix("torch.") for a in tensors}
     if not found:
         return None
     if len(found) > 1:
@@ -399,13 +462,14 @@ def from_torch(module: torch.nn.Module, seed: int = 0, dtype: Any = None) -> Seq
     torch = _import_torch("from_torch")
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: module must be a torch.nn.Module, got {type(module).__name__}")
-    for key, tensor in module.state_dict().items():
-        has_values(tensor, f"{key!r}", "from_torch", "materialise the module first (module.to_empty(device='cpu'), "
+    for key, value in module.state_dict().items():
+        has_values(value, f"{key!r}", "from_torch", "materialise the module first (module.to_empty(device='cpu'), "
                    "then load its weights)")
-    layers, arrays, _ = _layers(_flat(module, "", torch), None, torch)
-    name = _module_dtype(arrays) if dtype is None else _dtype_name(dtype, "from_torch")
+    t = _torch_layers("from_torch")
+    layers, arrays = _read_all(_flat(module, "", t), None, t)
+    name = _module_dtype(tree.leaves(arrays)) if dtype is None else _dtype_name(dtype, "from_torch")
     target = getattr(torch, name or "float64")
     # copies on the host: the portnn model never shares memory with the torch parameters
-    state = {f"{i}.{key}": t.detach().to(device="cpu", dtype=target, copy=True).contiguous().numpy()
-             for i, tree in enumerate(arrays) for key, t in tree.items()}
+    state = {key: a.detach().to(device="cpu", dtype=target, copy=True).contiguous().numpy()
+             for key, a in tree.flatten(arrays).items()}
     return Sequential.from_state_dict(*layers, state=state, seed=seed, dtype=name)

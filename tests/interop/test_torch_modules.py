@@ -196,18 +196,7 @@ def test_every_layer_predicts_as_portnn_and_round_trips(kind: str, dtype: str) -
     check_round_trip(net, X, dtype)
 
 
-def test_every_supported_layer_is_covered() -> None:
-    covered: set[type] = set()
-
-    def walk(layers: Any) -> None:
-        for layer in layers:
-            covered.add(type(layer))
-            if isinstance(layer, pnn.Residual):
-                walk(layer.layers)
-
-    for kind in SHAPES:
-        walk(SHAPES[kind][0]("float64").layers)
-    assert covered == set(torch_modules._SUPPORTED_LAYERS)
+# every converter of the table is tested: tests/interop/test_torch_sequences.py::test_every_converter_is_tested
 
 
 def test_torch_modules_carry_the_settings() -> None:
@@ -375,6 +364,17 @@ def test_to_torch_names_the_first_unsupported_layer() -> None:
         to_torch(net)
     with pytest.raises(TypeError, match="must be a portnn Sequential, got Module"):
         to_torch(nn.Module())
+
+
+class _Skip(pnn.Residual):
+    """A subclass of a supported layer (may compute something else): refused, not guessed."""
+
+
+def test_to_torch_refuses_a_subclass_of_a_supported_layer() -> None:
+    with pytest.raises(TypeError, match=r"layer 1 \(Residual\(ReLU\(\)\)\) has no torch equivalent"):
+        to_torch(Sequential(pnn.Dense(2, 2), _Skip(pnn.ReLU())))
+    with pytest.raises(TypeError, match=r"layer 1\.0 \(Residual\(Tanh\(\)\)\) has no torch equivalent"):
+        to_torch(Sequential(pnn.Dense(2, 2), pnn.Residual(_Skip(pnn.Tanh()))))
 
 
 def test_from_torch_names_the_first_unsupported_module() -> None:
