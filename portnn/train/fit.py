@@ -23,6 +23,7 @@ from ..array.validation import (
     Instance,
     Integer,
     Optional,
+    Rule,
 )
 from ..nn import metrics as metric_names
 from ..nn.losses import Loss
@@ -42,11 +43,11 @@ from .totals import Totals
 from .trainer import Trainer
 
 COMPILE = Choice(True, False, "auto")
-RULES = {  # fit's keywords with one rule each (checked before any work)
+RULES: dict[str, Rule] = {  # fit's keywords with one rule each (checked before any work)
     "epochs": Optional(Integer(0)), "steps": Optional(Integer(0)), "batch_size": Optional(Integer(1)),
     "seed": Optional(INDEX), "shuffle": BOOLEAN, "compile": COMPILE,
     "progress": Optional(Function("a function f(epoch, loss)")),
-    "callbacks": Optional(Instance(list | tuple, "a list of portnn.Callback objects")),
+    "callbacks": Optional(Instance((list, tuple), "a list of portnn.Callback objects")),
     "schedule": AnyOf(Instance(Schedule, "a portnn schedule such as portnn.StepLR(10)"), Choice(None, False)),
     "clip_norm": AnyOf(POSITIVE, Choice(None, False)),
 }

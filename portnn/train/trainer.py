@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from operator import methodcaller
 from typing import Any
 
@@ -60,6 +61,11 @@ class Verified:
     prev: Model | None
 
 
+def _since(start: int, epoch: int, _batch: int) -> int:
+    """The row of ``epoch`` in the rows of a run of full-batch epochs from ``start``."""
+    return epoch - start
+
+
 def readable(s: TrainingState) -> dict[str, Array]:
     """The arrays of a state by readable name: '0.weight', '3.running_mean', 'optim/m/0.weight', 'optim/step'."""
     named = {**tree.flatten(s.params), **tree.flatten(s.state)}
@@ -78,7 +84,7 @@ class Trainer:
     the metrics and learning rates, and the validation to run after each epoch."""
 
     def __init__(self, net: Any, kernels: Kernels, *, parallel: Parallel, callbacks: list[Callback], rates: Rates,
-                 validate: Callable[[], dict[str, float]] | None, reads_per_step: bool) -> None:
+                 validate: Callable[[TrainingState], dict[str, float]] | None, reads_per_step: bool) -> None:
         self.net, self.kernels, self.step = net, kernels, kernels.step
         self.compiler: Compiler = kernels.compiler
         self.parallel, self.local = parallel, isinstance(parallel, Local)
@@ -160,7 +166,7 @@ class Trainer:
         params, state, opt = s.params, s.state, s.optimizer_state
         epoch, t = s.epoch, s.schedule_t
         # bound once: this loop is the hot path of small networks, where each attribute lookup shows
-        gradients = step.gradients if self.local else self._gradients
+        gradients: Callable[..., Any] = step.gradients if self.local else self._gradients
         scheduled, per_step, local = self.rates.schedule is not None, self.per_step, self.local
         update = step.apply if step.clip_norm is not None or scheduled else step.optimizer.update  # type: ignore[union-attr]
         whole = ((self.X, self.y),) if plan.full_batch else None  # full batch: the same one batch every epoch
@@ -290,8 +296,7 @@ class Trainer:
             carry, ys = self.kernels.function("run")(carry, self.X, self.y, self._input([start, count]),
                                                      self._rates(lrs, CAPACITY))
             carry, s, values, failure = self._read(carry, s, ys[:count, ...], start + count,
-                                                   t + self.rates.advance(1) * count,
-                                                   lambda epoch, _b, start=start: epoch - start)
+                                                   t + self.rates.advance(1) * count, partial(_since, start))
             if failure is not None:
                 completed = failure.state.epoch - start
                 self.steps += completed
@@ -350,7 +355,7 @@ class Trainer:
     def _batches(self, e: int) -> Any:
         plan = self.plan
         order = plan.order(e)
-        key = None if order is None else (plan.seed, plan.first + e)
+        key = None if order is None or plan.seed is None else (plan.seed, plan.first + e)
         return batches(self.X, self.y, plan.size, self.step.placement, key)
 
     def _batch(self, e: int, b: int) -> tuple[Array, Array]:

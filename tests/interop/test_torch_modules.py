@@ -412,8 +412,8 @@ REFUSED = [
     (lambda: nn.GELU(), "approximate='none'"),
     (lambda: nn.Flatten(0), "start_dim=0, end_dim=-1"),
     (lambda: nn.AdaptiveAvgPool2d(2), "adaptive pooling not followed by Flatten"),
-    (lambda: nn.LeakyReLU(1.5), "alpha must be in"),  # portnn's own check, with the module named
-    (lambda: nn.Dropout(1.0), "p must be in"),
+    (lambda: nn.LeakyReLU(1.5), "alpha must be a finite number in"),  # portnn's own check, with the module named
+    (lambda: nn.Dropout(1.0), "p must be a finite number in"),
 ]
 
 
