@@ -90,8 +90,9 @@ class Kernels:
         'epoch' (``count`` steps on the batches of ``idx``), 'run' (``count`` full-batch epochs), and for
         data-parallel training 'gradients' and 'commit'. Each returns (carry, rows)."""
         if name not in self._built:
-            table: dict[str, Callable[..., Any]] = {"step": self._step, "epoch": self._epoch, "run": self._run, "gradients": self._gradients,
-                     "commit": self._commit_packed}
+            table: dict[str, Callable[..., Any]] = {
+                "step": self._step, "epoch": self._epoch, "run": self._run, "gradients": self._gradients,
+                "commit": self._commit_packed}
             donate = (0,) if name != "gradients" else ()
             self._built[name] = self.compiler.jit(table[name], donate=donate)
         return self._built[name]
