@@ -5,6 +5,7 @@ Adding a backend is one TOML file: its cases, ids, marks and skips all come from
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,12 @@ import numpy as np
 import pytest
 
 from portnn import backends, host
+from portnn.array.placement import widest
+
+# the matrix runs JAX with x64 (float64 rows) unless the run asks for JAX's defaults: JAX_ENABLE_X64=0 (ci/test runs
+# the JAX rows both ways); set before any test module imports jax
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+JAX_X64 = os.environ["JAX_ENABLE_X64"].lower() not in ("0", "false", "")
 
 
 @dataclass
@@ -27,6 +34,11 @@ class Case:
     @property
     def dtype(self) -> Any:
         return getattr(self.xp, self.dtype_name)
+
+    @property
+    def ints(self) -> Any:
+        """The widest integer dtype here: int64, or int32 in JAX at its defaults (no x64)."""
+        return widest(self.xp, "int64", self.xp.int32)
 
     def asarray(self, data: Any, dtype: Any = "model") -> Any:
         """Host data on this case's backend/device; ``dtype='model'`` uses the case dtype, None keeps the data's."""
@@ -67,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _case(name: str, dev: str, dtype: str) -> Case:
+    if name == "jax" and dtype == "float64" and not JAX_X64:
+        pytest.skip("JAX at its defaults (JAX_ENABLE_X64=0) holds no float64")
     xp, device = backends.load(name, dev)
     return Case(backends.get(name), dev, dtype, xp, device)
 

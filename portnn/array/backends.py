@@ -51,13 +51,12 @@ class Backend:
         return importlib.util.find_spec(self.module) is not None
 
     def namespace(self) -> Any:
-        """Import the backend and return its Array API namespace (through array-api-compat)."""
+        """Import the backend and return its Array API namespace (through array-api-compat). The ``[env]`` settings
+        apply where the user has not set them and the module is not imported yet: a program that imported JAX at its
+        defaults (no x64) keeps them, and portnn trains float32 there (float64 models are refused, saying why)."""
         for key, value in self.env.items():
             os.environ.setdefault(key, value)
         module = importlib.import_module(self.module)
-        # in case the module was imported before the environment was set:
-        if self.name == "jax" and self.env.get("JAX_ENABLE_X64") == "1":
-            module.config.update("jax_enable_x64", True)
         if self.name == "array_api_strict" and "ARRAY_API_STRICT_API_VERSION" in self.env:
             module.set_array_api_strict_flags(api_version=self.env["ARRAY_API_STRICT_API_VERSION"])
         return importlib.import_module(self.namespace_module)

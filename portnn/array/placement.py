@@ -38,7 +38,21 @@ class Placement:
     def wide_dtype(self) -> Any:
         """float64 where the namespace has it (JAX without x64 has not: then the model's dtype), for values computed
         more precisely than the model (Adam's bias corrections, a schedule's rates)."""
-        return self.xp.float64 if "float64" in self.xp.__array_namespace_info__().dtypes() else self.dtype
+        return widest(self.xp, "float64", self.dtype)
+
+
+_DTYPE_NAMES: dict[str, frozenset[str]] = {}  # per namespace name (a plain dict of strings: compilers trace it)
+
+
+def widest(xp: Any, name: str, fallback: Any) -> Any:
+    """``xp``'s dtype ``name`` ('float64', 'int64') where the namespace has it, else ``fallback``: JAX without
+    x64 (its default) has neither, and portnn computes with what it has instead of asking for them (which JAX
+    answers with a warning and a 32-bit array)."""
+    key = xp.__name__
+    names = _DTYPE_NAMES.get(key)
+    if names is None:
+        names = _DTYPE_NAMES[key] = frozenset(xp.__array_namespace_info__().dtypes())
+    return getattr(xp, name) if name in names else fallback
 
 
 def standard_namespace(xp: Any) -> Any:

@@ -19,6 +19,7 @@ import math
 from typing import Any, ClassVar
 
 from ..array import random as host_random
+from ..array.placement import widest
 from ..array.types import Array
 from ..array.validation import BOOLEAN, COUNT, FRACTION, Checked, Rule
 from . import threefry
@@ -78,8 +79,9 @@ class MultiHeadAttention(Checked, Layer):
             return None
         rows = ctx.rows
         shape = (n if rows is None else rows[2], self.num_heads, t, t)
-        kept = threefry.keep(threefry.key(*ctx.key), shape, self.dropout, ctx.xp, ctx.device,
-                             None if rows is None else rows[:2])
+        seed, layer, epoch, batch = ctx.key  # (model seed, layer index, epoch, batch)
+        k = threefry.key(seed, layer, epoch, batch, xp=ctx.xp, device=ctx.device)
+        kept = threefry.keep(k, shape, self.dropout, ctx.xp, ctx.device, None if rows is None else rows[:2])
         return ctx.xp.astype(kept, dtype) * (1.0 / (1.0 - self.dropout))
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
@@ -91,7 +93,7 @@ class MultiHeadAttention(Checked, Layer):
         q, k, v = (self._heads(qkv[:, :, i * e:(i + 1) * e], xp) for i in range(3))
         scores = (q @ k.mT) * scale  # (N, heads, T, T)
         if self.causal:  # step i sees steps j <= i
-            steps = xp.arange(t, dtype=xp.int64, device=ctx.device)
+            steps = xp.arange(t, dtype=widest(xp, "int64", xp.int32), device=ctx.device)
             scores = xp.where(steps[:, None] >= steps[None, :], scores, -math.inf)
         z = xp.exp(scores - xp.max(scores, axis=-1, keepdims=True))
         p = z / xp.sum(z, axis=-1, keepdims=True)

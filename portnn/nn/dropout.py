@@ -29,8 +29,9 @@ class Dropout(Layer):
             return x, None
         xp, rows = ctx.xp, ctx.rows
         shape = tuple(x.shape) if rows is None else (rows[2], *tuple(x.shape)[1:])
-        kept = threefry.keep(threefry.key(*ctx.key), shape, self.p, xp, ctx.device,
-                             None if rows is None else rows[:2])
+        seed, layer, epoch, batch = ctx.key  # (model seed, layer index, epoch, batch)
+        k = threefry.key(seed, layer, epoch, batch, xp=xp, device=ctx.device)
+        kept = threefry.keep(k, shape, self.p, xp, ctx.device, None if rows is None else rows[:2])
         mask = xp.astype(kept, x.dtype) * (1.0 / (1.0 - self.p))
         return x * mask, mask
 

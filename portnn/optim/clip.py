@@ -6,6 +6,7 @@ from typing import Any
 
 import array_api_compat
 
+from ..array.placement import widest
 from ..array.types import Array, Device, Namespace, Params
 from ..array.validation import POSITIVE
 
@@ -28,7 +29,8 @@ def clip_by_global_norm(grads: Params, max_norm: float, *, xp: Namespace | None 
                         f"{type(grads).__name__}")
     leaves = [g for layer in grads for g in layer.values()]
     if not leaves:  # network code imports no array library: without ``xp`` the zero norm is a Python float
-        return list(grads), (0.0 if xp is None else xp.asarray(0.0, dtype=xp.float64, device=device))
+        return list(grads), (0.0 if xp is None else xp.asarray(0.0, dtype=widest(xp, "float64", xp.float32),
+                                                                  device=device))
     xp = array_api_compat.array_namespace(leaves[0])  # once
     norms = [xp.sqrt(xp.sum(g * g)) for g in leaves]
     dev = array_api_compat.device(leaves[0])

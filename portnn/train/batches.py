@@ -26,7 +26,7 @@ def _in_order(X: Array, y: Array, size: int) -> Iterator:
 
 def _shuffled(X: Array, y: Array, size: int, p: Placement, order_seed: tuple[int, int]) -> Iterator:
     n = X.shape[0]
-    order = host.from_numpy(host_random.permutation(*order_seed, n), p.xp, device=p.device, dtype=p.xp.int64)
+    order = host.from_numpy(host_random.permutation(*order_seed, n), p.xp, device=p.device, dtype=p.index_dtype)
     for start in range(0, n, size):
         idx = order[start:min(start + size, n)]  # strict rejects out-of-range slice stops
         yield p.xp.take(X, idx, axis=0), p.xp.take(y, idx, axis=0)

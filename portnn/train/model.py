@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..array import host, tree
-from ..array.placement import Placement, backend_name, check_dtype_name, is_floating, standard_namespace
+from ..array.placement import Placement, backend_name, check_dtype_name, is_floating, standard_namespace, widest
 from ..array.policy import policy
 from ..array.types import Array, Namespace, Params
 from ..array.validation import INDEX
@@ -156,11 +156,10 @@ class Sequential:
             dtype = target.dtype if values.dtype.kind == "f" else target.index_dtype
             return host.from_numpy(values, target.xp, device=target.device, dtype=dtype)
 
-        moved = tree.map(move, self.training.arrays())
-        first = next(iter(tree.leaves(moved["params"])), None)
-        if first is not None and first.dtype != target.dtype:  # JAX without x64 gives float32
+        if widest(target.xp, target.dtype_name, None) is None:  # JAX without x64 has no float64: say so first
             raise RuntimeError(f"{backend_name(target.xp)} cannot hold {target.dtype_name} here "
                                "(for JAX, set JAX_ENABLE_X64=1 before importing jax)")
+        moved = tree.map(move, self.training.arrays())
         self.training = self.training.with_arrays(moved)
         self.placement = target
 

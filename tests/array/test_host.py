@@ -13,6 +13,6 @@ def test_zero_d_data_is_converted_to_the_requested_dtype(case) -> None:
         assert a.shape == ()
         assert a.dtype == case.dtype
         assert float(host.to_numpy(a)) == float(value)
-    counter = host.from_numpy(np.asarray(7, dtype=np.int64), case.xp, device=case.device, dtype=case.xp.int64)
+    counter = host.from_numpy(np.asarray(7, dtype=np.int64), case.xp, device=case.device, dtype=case.ints)
     assert counter.shape == ()
     assert int(host.to_numpy(counter)) == 7

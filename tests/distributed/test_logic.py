@@ -159,7 +159,7 @@ def test_rank_buffers_sum_to_the_global_batch_gradient_and_loss(case: Any, loss:
     rows = 4  # with 5 ranks one rank has no rows and sends zeros
     classification = loss is portnn.SoftmaxCrossEntropy
     X_b = case.asarray(X[:rows])
-    y_b = case.asarray(LABELS[:rows], dtype=case.xp.int64) if classification else case.asarray(Y[:rows])
+    y_b = case.asarray(LABELS[:rows], dtype=case.ints) if classification else case.asarray(Y[:rows])
     net = small_net(classes=3 if classification else 2).to(case.xp, case.device, case.dtype_name)
     step = net.step(loss(), portnn.SGD(0.1))
     value, grads, _, _ = step.gradients(net.params, net.state, X_b, y_b, (0, 0))  # the whole batch in one process

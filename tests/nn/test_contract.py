@@ -51,7 +51,7 @@ IDS = {"Embedding": 7}  # layers whose input is integer ids below this count (no
 def _input(name: str, shape: tuple[int, ...], rng: np.random.Generator, case) -> tuple[np.ndarray, object]:
     if name in IDS:
         ids = rng.integers(0, IDS[name], shape)
-        return ids, case.asarray(ids, dtype=case.xp.int64)
+        return ids, case.asarray(ids, dtype=case.ints)
     x = rng.standard_normal(shape)
     return x, case.asarray(x)
 

@@ -130,7 +130,7 @@ def _params(layer, rng: np.random.Generator) -> dict[str, np.ndarray]:
 def _ours(layer, params, x, dy, case, ctx: Context | None = None):
     placed = {k: case.asarray(v) for k, v in params.items()}
     ctx = ctx or Context(case.xp, case.device, case.dtype)
-    xa = case.asarray(x, dtype=case.xp.int64) if x.dtype.kind == "i" else case.asarray(x)
+    xa = case.asarray(x, dtype=case.ints) if x.dtype.kind == "i" else case.asarray(x)
     y, saved = layer.forward(placed, xa, ctx)
     dx, grads = layer.backward(placed, saved, case.asarray(dy), ctx)
     return y, dx, grads

@@ -47,7 +47,7 @@ def _torch(fn, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 def _ours(loss, logits: np.ndarray, y: np.ndarray, case) -> tuple[object, object]:
     ctx = Context(case.xp, case.device, case.dtype, training=True)
-    labels = case.asarray(y, dtype=case.xp.int64) if y.dtype.kind == "i" else case.asarray(y)
+    labels = case.asarray(y, dtype=case.ints) if y.dtype.kind == "i" else case.asarray(y)
     value, saved = loss.forward(case.asarray(logits), labels, ctx)
     return value, loss.backward(saved, ctx)
 

@@ -22,9 +22,11 @@ def test_known_answers_on_python_ints(key, counter, expected) -> None:
 
 @pytest.mark.parametrize(("key", "counter", "expected"), KATS)
 def test_known_answers_on_every_backend(case, key, counter, expected) -> None:
-    x0 = case.asarray(np.array([counter[0]]), dtype=case.xp.int64)
-    x1 = case.asarray(np.array([counter[1]]), dtype=case.xp.int64)
-    y0, y1 = threefry.threefry2x32(key, x0, x1)
+    lanes = threefry.lanes(case.xp)  # int64, or uint32 in JAX at its defaults (no x64)
+    x0 = case.asarray(np.array([counter[0]]), dtype=lanes)
+    x1 = case.asarray(np.array([counter[1]]), dtype=lanes)
+    k = tuple(case.asarray(np.array(w), dtype=lanes) for w in key)  # Python ints >= 2**31 do not mix with uint32
+    y0, y1 = threefry.threefry2x32(k, x0, x1, wrap=lanes == case.xp.uint32)
     assert (int(to_numpy(y0)[0]), int(to_numpy(y1)[0])) == expected
 
 

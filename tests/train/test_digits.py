@@ -26,9 +26,9 @@ def train_and_test(case, schedule: dict) -> tuple[int, np.ndarray]:
     """(correct test predictions, final weights of layer 0) after training the recipe's model on ``case``."""
     (X, y), (X_test, y_test) = RECIPE.data(), RECIPE.test_data()
     net = RECIPE.model(SEED).to(case.xp, case.device, case.dtype_name)
-    net.fit(case.asarray(X), case.asarray(y, dtype=case.xp.int64), loss=RECIPE.loss(),
+    net.fit(case.asarray(X), case.asarray(y, dtype=case.ints), loss=RECIPE.loss(),
             optimizer=RECIPE.optimizer(schedule["lr"]), epochs=schedule["epochs"], batch_size=schedule["batch_size"])
-    result = net.evaluate(case.asarray(X_test), case.asarray(y_test, dtype=case.xp.int64))
+    result = net.evaluate(case.asarray(X_test), case.asarray(y_test, dtype=case.ints))
     return round(result["accuracy"] * len(y_test)), net.state_dict()["0.weight"]
 
 

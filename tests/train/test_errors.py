@@ -63,7 +63,7 @@ def test_class_labels_out_of_range(case, labels: list[int]) -> None:
     """A label outside [0, classes) would one-hot to a row of zeros and train on a silently wrong loss."""
     net = portnn.Sequential(portnn.Dense(3, 3), seed=0).to(case.xp, case.device, case.dtype_name)
     before = net.state_dict()
-    X, y = case.asarray(np.ones((3, 3))), case.asarray(np.array(labels), dtype=case.xp.int64)
+    X, y = case.asarray(np.ones((3, 3))), case.asarray(np.array(labels), dtype=case.ints)
     pattern = rf"class labels must be in \[0, 3\) for 3 logits, got labels from {min(labels)} to {max(labels)}"
     with pytest.raises(ValueError, match=pattern):
         fit(net, X, y, loss=portnn.SoftmaxCrossEntropy())

@@ -174,7 +174,7 @@ def test_every_array_keeps_the_model_dtype_after_every_step(case, name: str) -> 
     elif name == "softmax-layer-mse":
         y = case.asarray(np.eye(3)[Y_SPIRAL[:24]])
     else:
-        y = case.asarray(Y_SPIRAL[:24], dtype=case.xp.int64)
+        y = case.asarray(Y_SPIRAL[:24], dtype=case.ints)
     step = net.step(loss, opt)
     params, state, opt_state = net.params, net.state, opt.init_state(net.params, case.xp, case.device)
     for count in range(4):

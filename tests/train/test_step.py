@@ -20,7 +20,7 @@ def host(tree: object) -> list[np.ndarray]:
 
 def data(case) -> tuple:
     rng = np.random.default_rng(0)
-    return case.asarray(rng.standard_normal((12, 4))), case.asarray(rng.integers(0, 3, 12), dtype=case.xp.int64)
+    return case.asarray(rng.standard_normal((12, 4))), case.asarray(rng.integers(0, 3, 12), dtype=case.ints)
 
 
 def test_the_step_is_pure(case) -> None:
