@@ -5,12 +5,12 @@ temperature) over the top_k largest logits. Samples use the Gumbel-max trick, ar
 g = -log(-log(u)), the uniforms u drawn from the counter-based generator (``threefry``) keyed by (seed, step): the
 same numbers on every backend and device, in the model's dtype.
 
-Every step runs on the device with no host read: the ids live in one (N, T + steps) buffer, and a model whose every
-layer is causal (its output at step t depends on its inputs up to t) reads a window of fixed width, the ids after the
-last one padded with zeros, so the per-token function has one shape and a compiled backend traces it once; the
-steps run as the compiler's scan (``jax.lax.scan`` under ``jax.jit``). A model with another layer gets exactly the
-last ids (one trace per context length until the window is full). One host read at the end checks every logit used
-was finite.
+Every step runs on the device with no host read: the ids live in one (N, T + steps) buffer. Compiled, a model whose
+every layer is causal (its output at step t depends on its inputs up to t) reads a window of fixed width, the ids
+after the last one padded with zeros, so the per-token function has one shape and is traced once, and the steps run
+as the compiler's scan (``jax.lax.scan`` under ``jax.jit``). Eagerly, or for a model with another layer, each step
+reads exactly the last ids (compiled: one trace per context length until the window is full). One host read at the
+end checks that every logit used was finite.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def generate(model: Sequential, prompt_ids: Any, steps: int, *, greedy: bool = T
     p = model.place(xp, device, ids)
     if steps == 0:
         return ids
-    fixed = all(causal(layer) for layer in model.layers)
     use = policy(p, compile).compiler
+    fixed = use.compiles and all(causal(layer) for layer in model.layers)  # eager: the exact context is cheaper
     key = ("generate", signature(model.layers), p.describe(), str(p.device), use.method, t, steps, width, fixed,
            greedy, temperature, top_k, seed)
     run = model._compiled.get(key)

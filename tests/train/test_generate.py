@@ -61,10 +61,14 @@ def test_greedy_equals_a_step_by_step_argmax_loop(case, make, length) -> None:
     np.testing.assert_array_equal(got, argmax_loop(net, prompt, 7, length, case))
 
 
-def test_a_non_causal_model_reads_exactly_the_last_ids(numpy64) -> None:
-    net = tiny_gpt(causal=False).to("numpy")
-    out = portnn.to_numpy(portnn.generate(net, prompts(), 6))
-    np.testing.assert_array_equal(out, argmax_loop(net, prompts(), 6, 8, numpy64))
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_non_causal_model_reads_exactly_the_last_ids(numpy64, backend: str) -> None:
+    if not backends.get(backend).installed():
+        pytest.skip(f"{backend} is not installed")
+    xp, device = backends.load(backend)
+    net = tiny_gpt(causal=False).to(xp, device)
+    out = portnn.to_numpy(portnn.generate(net, xp.asarray(prompts()), 6))  # jax: compiled, one trace per width
+    np.testing.assert_array_equal(out, argmax_loop(net.to("numpy"), prompts(), 6, 8, numpy64))
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
