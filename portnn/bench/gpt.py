@@ -116,7 +116,8 @@ def torch_epoch(torch_device: str, spec: GPTSpec, weights: dict[str, np.ndarray]
     with torch.no_grad():
         model.tok.weight.copy_(w["0.weight"])
         model.pos.copy_(w["1.weight"])
-        for block, (a, m) in zip(model.blocks, _blocks(), strict=True):
+        blocks: list[Any] = list(model.blocks)
+        for block, (a, m) in zip(blocks, _blocks(), strict=True):
             block.ln1.weight.copy_(w[f"{a}.0.weight"])
             block.ln1.bias.copy_(w[f"{a}.0.bias"])
             block.attn.in_proj_weight.copy_(w[f"{a}.1.in_proj_weight"])

@@ -191,7 +191,7 @@ def gru_rows(rt: Runtime, opts: Options) -> list[dict]:
         runs = {"portnn": epoch}
         if tdev is not None:
             runs["torch"] = bench_gru.torch_epoch(tdev, spec, X_host, y_host, weights)
-        times, cpu = interleave(runs, max(2, opts.repeats // 2 + 1), sync=rt.sync)
+        times, cpu = interleave(runs, opts.repeats, sync=rt.sync)
     per = spec.step_count()
     return [_row("gru", name, thr, median(times[name]) / per, "ms/step", 1e3, ratios=_ratios(times, name, list(runs)),
                  iterations=per, **_cpu_fields(cpu, name, list(runs), thr, rt, per=per)) for name in runs]
