@@ -66,6 +66,7 @@ from .optim import (
     clip_by_global_norm,
 )
 from .train import Callback, EarlyStopping, EpochEvent, History, Sequential, StepEvent
+from .train.generate import generate
 
 __all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AdamW", "AvgPool2D", "BatchNorm1d",
            "BatchNorm2d", "BinaryCrossEntropy", "Callback", "Context", "Conv1D", "Conv2D", "CosineAnnealing", "Dense",
@@ -73,5 +74,5 @@ __all__ = ["ELU", "GELU", "GRU", "LSTM", "MSE", "SGD", "SSE", "Adam", "AdamW", "
            "GlobalAvgPool2D", "GlobalAvgPoolTime", "History", "Identity", "LastStep", "Layer", "LayerNorm", "LeakyReLU",
            "Loss", "MaxPool2D", "MultiHeadAttention", "Optimizer", "PositionalEmbedding", "RMSprop", "ReLU", "Residual",
            "Schedule", "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Softplus", "StepEvent",
-           "StepLR", "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "host",
-           "interop", "load", "recipes", "save", "testing", "to_numpy"]
+           "StepLR", "Tanh", "__version__", "backends", "clip_by_global_norm", "datasets", "export_onnx", "generate",
+           "host", "interop", "load", "recipes", "save", "testing", "to_numpy"]

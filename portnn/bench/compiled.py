@@ -1,6 +1,7 @@
 """Compiled training against the field, interleaved in one process: portnn compiled on JAX, the same math written
 by hand as a ``jax.jit(value_and_grad)`` step (and, for the seed net, as one ``lax.fori_loop``), portnn eager on
-NumPy and torch eager. The timed runs exclude compilation; each compiled row reports its compile time apart."""
+NumPy and torch eager, for the MLP and CNN epochs, the seed net and the sort-gpt training step (``gpt``). The timed
+runs exclude compilation; each compiled row reports its compile time apart."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..array import random as host_random
 from ..data import datasets
 from ..nn import SSE, SoftmaxCrossEntropy
 from ..optim import SGD
+from . import gpt as bench_gpt
 from .cnn import CNNSpec
 from .cnn import torch_epoch as torch_cnn_epoch
 from .mlp import LR, MLPSpec, host_weights
@@ -215,9 +217,10 @@ def available() -> str | None:
     return None if backends.get("jax").installed() else "jax is not installed (pip install 'portnn[jax]')"
 
 
-def runs(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int,
-         torch: bool) -> dict[str, dict[str, Callable[[], Any]]]:
-    """The callables of each workload, by row name, to be interleaved."""
+def runs(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, torch: bool,
+         spec_gpt: bench_gpt.GPTSpec | None = None) -> dict[str, dict[str, Callable[[], Any]]]:
+    """The callables of each workload, by row name, to be interleaved (the sort-gpt step when ``spec_gpt`` is
+    given)."""
     X, y = spec_mlp.data()
     weights = host_weights(spec_mlp.model())
     mlp: dict[str, Callable[[], Any]] = {
@@ -243,17 +246,29 @@ def runs(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int,
         "portnn jax (jit)": portnn_seed("jax", seed_epochs, True),
         "hand jax lax.fori_loop": hand_jax_seed(seed_epochs),
     }
-    return {"mlp": mlp, "cnn": cnn, "seed": seed}
+    out = {"mlp": mlp, "cnn": cnn, "seed": seed}
+    if spec_gpt is not None:
+        gweights = spec_gpt.weights()
+        out["sort-gpt"] = {
+            "portnn numpy": bench_gpt.portnn_epoch("numpy", spec_gpt, False),
+            "portnn jax (jit)": Timed(bench_gpt.portnn_epoch("jax", spec_gpt, True)),
+            "hand jax.jit step": Timed(bench_gpt.hand_jax_epoch(spec_gpt, gweights)),
+        }
+        if torch:
+            out["sort-gpt"]["torch eager"] = bench_gpt.torch_epoch("cpu", spec_gpt, gweights)
+    return out
 
 
-def rows(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, repeats: int, torch: bool) -> list[dict[str, Any]]:
-    """Run in the child: every workload's callables interleaved, one row each (per epoch; the seed net per step),
-    with its ratios to the others and its compile time (the untimed first call less a timed one)."""
+def rows(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, repeats: int, torch: bool,
+         spec_gpt: bench_gpt.GPTSpec | None = None) -> list[dict[str, Any]]:
+    """Run in the child: every workload's callables interleaved, one row each (per epoch; the seed net and sort-gpt
+    per step), with its ratios to the others and its compile time (the untimed first call less a timed one)."""
     out = []
-    for section, fns in runs(spec_mlp, spec_cnn, seed_epochs, torch).items():
-        times, _cpu = interleave(fns, max(2, repeats // 2 + 1) if section == "cnn" else repeats)
-        per = seed_epochs if section == "seed" else 1
-        unit, scale = ("µs/iter", 1e6) if section == "seed" else ("ms/epoch", 1e3)
+    per_step = {"seed": (seed_epochs, "µs/iter", 1e6),
+                "sort-gpt": (spec_gpt.steps if spec_gpt else 1, "ms/step", 1e3)}
+    for section, fns in runs(spec_mlp, spec_cnn, seed_epochs, torch, spec_gpt).items():
+        times, _cpu = interleave(fns, max(2, repeats // 2 + 1) if section in ("cnn", "sort-gpt") else repeats)
+        per, unit, scale = per_step.get(section, (1, "ms/epoch", 1e3))
         for name, fn in fns.items():
             t = median(times[name])
             first = getattr(fn, "first_s", None) if getattr(fn, "compiles", False) else None
@@ -264,7 +279,8 @@ def rows(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, repeats: int, t
     return out
 
 
-def child(samples_mlp: int, samples_cnn: int, seed_epochs: int, repeats: int, torch: bool) -> list[dict[str, Any]]:
+def child(samples_mlp: int, samples_cnn: int, seed_epochs: int, repeats: int, torch: bool,
+          samples_gpt: int = 0) -> list[dict[str, Any]]:
     """The child process: one CPU for every backend (pinned before JAX starts), then :func:`rows`."""
     from ..array import threads
 
@@ -273,12 +289,15 @@ def child(samples_mlp: int, samples_cnn: int, seed_epochs: int, repeats: int, to
     from .runtime import threads as bench_threads
 
     with bench_threads(1):
-        return rows(MLPSpec(samples=samples_mlp), CNNSpec(samples=samples_cnn), seed_epochs, repeats, torch)
+        return rows(MLPSpec(samples=samples_mlp), CNNSpec(samples=samples_cnn), seed_epochs, repeats, torch,
+                    bench_gpt.GPTSpec(samples=samples_gpt) if samples_gpt else None)
 
 
-def measure(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, repeats: int, torch: bool) -> list[dict]:
+def measure(spec_mlp: MLPSpec, spec_cnn: CNNSpec, seed_epochs: int, repeats: int, torch: bool,
+            spec_gpt: bench_gpt.GPTSpec | None = None) -> list[dict]:
     """The compiled section's rows, from a fresh Python process (this one's JAX may already run on every CPU)."""
-    args = f"{spec_mlp.samples}, {spec_cnn.samples}, {seed_epochs}, {repeats}, {torch}"
+    args = (f"{spec_mlp.samples}, {spec_cnn.samples}, {seed_epochs}, {repeats}, {torch}, "
+            f"{spec_gpt.samples if spec_gpt else 0}")
     code = f"import json, portnn.bench.compiled as c; print(json.dumps(c.child({args})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           env=dict(os.environ))

@@ -1,5 +1,6 @@
-"""The benchmark suite behind ``portnn bench``: matmul peak first, then the MLP epoch, the seed net, the CNN epoch
-and peak memory, each implementation timed interleaved with its references in one process; rows, bars, a table."""
+"""The benchmark suite behind ``portnn bench``: matmul peak first, then the MLP epoch, the seed net, the CNN epoch,
+the GRU epoch, peak memory and compiled training (with the sort-gpt step), each implementation timed interleaved
+with its references in one process; rows, bars, a table."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 from ..io.duration import format_duration
 from . import cnn as bench_cnn
 from . import compiled as bench_compiled
+from . import gpt as bench_gpt
+from . import gru as bench_gru
 from . import memory as bench_memory
 from . import mlp as bench_mlp
 from . import seed as bench_seed
@@ -31,13 +34,19 @@ class Options:
     threads: tuple[int | None, ...] = (1, 2)
     repeats: int = 5
     torch: bool = True
-    sections: tuple[str, ...] = ("peak", "mlp", "seed", "cnn", "memory", "compiled")
+    sections: tuple[str, ...] = ("peak", "mlp", "seed", "cnn", "gru", "memory", "compiled")
 
     def mlp(self) -> bench_mlp.MLPSpec:
         return bench_mlp.MLPSpec(samples=1024) if self.quick else bench_mlp.MLPSpec()
 
     def cnn(self) -> bench_cnn.CNNSpec:
         return bench_cnn.CNNSpec(samples=128) if self.quick else bench_cnn.CNNSpec()
+
+    def gru(self) -> bench_gru.GRUSpec:
+        return bench_gru.GRUSpec(samples=320) if self.quick else bench_gru.GRUSpec()
+
+    def gpt(self) -> bench_gpt.GPTSpec:
+        return bench_gpt.GPTSpec(samples=640) if self.quick else bench_gpt.GPTSpec()
 
     def seed_iterations(self) -> int:
         return 50 if self.quick else 1500
@@ -170,6 +179,24 @@ def cnn_rows(rt: Runtime, opts: Options) -> list[dict]:
                  **_cpu_fields(cpu, name, list(runs), thr, rt)) for name in runs]
 
 
+def gru_rows(rt: Runtime, opts: Options) -> list[dict]:
+    """A GRU epoch (the adding-gru network), per step: portnn vs torch eager nn.GRU."""
+    spec = opts.gru()
+    X_host, y_host = spec.data()
+    X, y = rt.asarray(X_host), rt.asarray(y_host)
+    tdev = _use_torch(rt, opts)
+    thr = opts.threads[0]
+    with threads(thr):
+        epoch, weights = bench_gru.portnn_epoch(rt, spec, X, y)
+        runs = {"portnn": epoch}
+        if tdev is not None:
+            runs["torch"] = bench_gru.torch_epoch(tdev, spec, X_host, y_host, weights)
+        times, cpu = interleave(runs, opts.repeats, sync=rt.sync)
+    per = spec.step_count()
+    return [_row("gru", name, thr, median(times[name]) / per, "ms/step", 1e3, ratios=_ratios(times, name, list(runs)),
+                 iterations=per, **_cpu_fields(cpu, name, list(runs), thr, rt, per=per)) for name in runs]
+
+
 def memory_rows(opts: Options) -> list[dict]:
     """Peak RSS of one MLP epoch above the post-import baseline (fresh subprocess each) vs the theory."""
     spec = opts.mlp()
@@ -190,7 +217,8 @@ def compiled_rows(opts: Options) -> list[dict]:
     why = bench_compiled.available()
     if why is not None:
         return [{"section": "compiled", "name": "portnn jax (jit)", "threads": None, "skipped": why}]
-    return bench_compiled.measure(opts.mlp(), opts.cnn(), opts.seed_epochs_compiled(), opts.repeats, opts.torch)
+    return bench_compiled.measure(opts.mlp(), opts.cnn(), opts.seed_epochs_compiled(), opts.repeats, opts.torch,
+                                  opts.gpt())
 
 
 def meta(rt: Runtime, opts: Options) -> dict[str, Any]:
@@ -238,6 +266,9 @@ def run_suite(opts: Options, log: Any = None) -> dict[str, Any]:
     if "cnn" in opts.sections:
         say("CNN epoch ...")
         rows += cnn_rows(rt, opts)
+    if "gru" in opts.sections:
+        say("GRU epoch ...")
+        rows += gru_rows(rt, opts)
     if "memory" in opts.sections and rt.backend == "numpy":
         say("peak memory (subprocesses) ...")
         rows += memory_rows(opts)
@@ -304,6 +335,14 @@ def bars(rows: list[dict], backend: str, judged: bool = True) -> list[dict]:
     if r is not None:
         bar("seed net, full-batch epochs, portnn jax (jit) / hand-written lax.fori_loop",
             r["ratios"].get("hand jax lax.fori_loop"), 3.0)
+    r = _find(rows, "compiled sort-gpt", jit)
+    if r is not None:
+        bar("sort-gpt step portnn jax (jit) / hand-written jax.jit step", r["ratios"].get("hand jax.jit step"), 1.3)
+        bar("sort-gpt step portnn jax (jit) / torch eager (< 1: faster)", r["ratios"].get("torch eager"), 1.0)
+    r = _find(rows, "gru", "portnn")
+    if r is not None and "torch" in r["ratios"]:
+        bar(f"GRU step portnn {backend} / torch eager nn.GRU", r["ratios"]["torch"], 2.0)
+        bar(f"GRU step portnn {backend} / torch eager nn.GRU, cpu", r.get("cpu_ratios", {}).get("torch"), 2.0)
     return out
 
 

@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"compiled with {stats['method']}: {stats['traces']} trace(s), "
                   f"{format_duration(stats['compile_seconds'])} of it compiling")
     _report(net, X, X_host, y_host, test)
+    for line in recipe.report(net) if recipe.report is not None else []:  # the recipe's own score (sort-gpt's)
+        print(line)
 
     if args.save:
         net.info = {"example": recipe.name, "batch_size": batch_size, "input_shape": list(X_host.shape[1:])}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..nn import (
+    GRU,
     MSE,
     SSE,
     BatchNorm2d,
@@ -23,9 +24,10 @@ from ..nn import (
     SoftmaxCrossEntropy,
     Tanh,
 )
-from ..optim import SGD, Adam, CosineAnnealing, Optimizer, Schedule
+from ..optim import SGD, Adam, AdamW, CosineAnnealing, Optimizer, Schedule
 from ..train.model import Sequential
-from . import datasets, images
+from . import datasets, images, sequences
+from .gpt import gpt, sorted_correctly
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Recipe:
     metrics: tuple[str, ...] = ()  # reported besides the loss (empty: the loss's defaults)
     schedule: Callable[[int], Schedule] | None = None  # epochs -> learning-rate schedule over them
     clip_norm: float | None = None  # gradient clipping by global norm
+    report: Callable[[Sequential], list[str]] | None = None  # lines the CLI prints about the trained model
 
     def controls(self, epochs: int) -> dict[str, Any]:
         """The fit keywords of this recipe's schedule and clipping for a run of ``epochs`` epochs."""
@@ -113,6 +116,47 @@ def _dropout_cnn_model(seed: int) -> Sequential:
                       Dropout(0.25), Flatten(), Dense(64, 10), seed=seed)
 
 
+SORT_LENGTH = 6  # minGPT's sort demo: 6 digits of 0-2
+
+
+def _sort_gpt_model(seed: int) -> Sequential:
+    return gpt(3, 2 * SORT_LENGTH - 1, 48, 3, 3, 0.1, seed)  # minGPT's 'gpt-nano'
+
+
+def _sort_train() -> tuple[Any, Any]:
+    return sequences.sort_problems(6400, "train", seed=0)  # 100 batches of 64 per epoch
+
+
+def _sort_test() -> tuple[Any, Any]:
+    return sequences.sort_problems(5000, "test", seed=1)
+
+
+def _sort_report(model: Sequential) -> list[str]:
+    """minGPT's score: greedy decoding of 5,000 training-split and the 5,000 test-split prompts."""
+    lines = []
+    for split, X in (("train", _sort_train()[0][:5000]), ("test", _sort_test()[0])):
+        fraction = sorted_correctly(model, X, SORT_LENGTH)
+        lines.append(f"{split} sorted correctly (greedy): {fraction:.2%} ({round(fraction * len(X))}/{len(X)})")
+    return lines
+
+
+def _minGPT_adamw(lr: float) -> Optimizer:
+    """minGPT's trainer: AdamW, betas (0.9, 0.95), weight decay 0.1 on the weights of linear maps only."""
+    return AdamW(lr, betas=(0.9, 0.95), weight_decay=0.1)
+
+
+def _adding_gru_model(seed: int) -> Sequential:
+    return Sequential(GRU(2, 32), Dense(32, 1), seed=seed)
+
+
+def _tiny_gru_model(seed: int) -> Sequential:
+    return Sequential(GRU(2, 8), Dense(8, 1), seed=seed)
+
+
+def _tiny_gpt_model(seed: int) -> Sequential:
+    return gpt(3, 7, 16, 2, 1, 0.1, seed, attention_bias=False)  # one block; dropout everywhere minGPT has it
+
+
 RECIPES: dict[str, Recipe] = {
     "seed": Recipe("seed", "3-4-1 sigmoid net on XOR, SSE, full-batch gradient descent (the seed article)",
                    _seed_model, datasets.xor, SSE, SGD, lr=1.0, epochs=1500),
@@ -147,6 +191,29 @@ RECIPES: dict[str, Recipe] = {
                            SoftmaxCrossEntropy, Adam, lr=0.01, epochs=5, batch_size=32,
                            schedule=lambda epochs: CosineAnnealing(6 * epochs, warmup=5, interval="step"),
                            clip_norm=1.0),
+    "sort-gpt": Recipe("sort-gpt", "minGPT's sort demo: a GPT (gpt-nano: 3 blocks of causal 3-head attention and "
+                       "GELU MLP, 48 wide, dropout 0.1, 0.09M parameters) sorts 6 digits of 0-2, softmax cross-entropy "
+                       "on the 6 answer positions, AdamW (betas 0.9/0.95, weight decay 0.1 on linear weights), "
+                       "gradient clipping at norm 1, 20 epochs of 100 batches of 64 (2,000 steps); a stable hash "
+                       "holds a quarter of all sequences out for test", _sort_gpt_model, _sort_train,
+                       lambda: SoftmaxCrossEntropy(ignore_index=-1), _minGPT_adamw, lr=5e-4, epochs=20, batch_size=64,
+                       test_data=_sort_test, clip_norm=1.0, report=_sort_report),
+    "adding-gru": Recipe("adding-gru", "the adding problem (Hochreiter & Schmidhuber) over 50 steps: a GRU of 32 and "
+                         "a dense head sum the two marked values of 5,000 sequences, MSE (predicting 1 scores about "
+                         "0.167), Adam, batches of 64", _adding_gru_model, lambda: sequences.adding(5000, seed=0),
+                         MSE, Adam, lr=0.01, epochs=10, batch_size=64,
+                         test_data=lambda: sequences.adding(1000, seed=1)),
+    "tiny-gru": Recipe("tiny-gru", "a GRU of 8 and a dense head on 64 adding problems of 10 steps, MSE, Adam, batches "
+                       "of 16, 32 steps: pins the recurrent layer's numerics (backpropagation through time)",
+                       _tiny_gru_model, lambda: sequences.adding(64, seed=0, steps=10), MSE, Adam, lr=0.02, epochs=8,
+                       batch_size=16),
+    "tiny-gpt": Recipe("tiny-gpt", "a one-block GPT (16 wide, 2 causal heads without biases, dropout 0.1 on the "
+                       "embeddings, attention and residuals) sorting 4 digits of 0-2, 64 sequences, AdamW with "
+                       "clipping at norm 1, batches of 16, 32 steps: pins attention, LayerNorm, GELU, embeddings and "
+                       "the dropout masks",
+                       _tiny_gpt_model, lambda: sequences.sort_problems(64, "train", seed=0, length=4),
+                       lambda: SoftmaxCrossEntropy(ignore_index=-1), _minGPT_adamw, lr=0.01, epochs=8, batch_size=16,
+                       clip_norm=1.0),
 }
 
 

@@ -46,13 +46,15 @@ def test_compiled_section_compares_the_same_math():
     pytest.importorskip("jax")
     from portnn.bench import cnn as bench_cnn
     from portnn.bench import compiled as bench_compiled
+    from portnn.bench import gpt as bench_gpt
 
     spec = bench_mlp.MLPSpec(widths=(20, 16, 16, 4), samples=80, batch=32)  # a short last batch too
-    workloads = bench_compiled.runs(spec, bench_cnn.CNNSpec(samples=40, batch=16), 30, torch=True)
-    for section in ("mlp", "cnn"):
+    gpt = bench_gpt.GPTSpec(samples=100, batch=32, dropout=0.0)  # dropout draws differ between libraries
+    workloads = bench_compiled.runs(spec, bench_cnn.CNNSpec(samples=40, batch=16), 30, torch=True, spec_gpt=gpt)
+    for section in ("mlp", "cnn", "sort-gpt"):
         losses = {name: [fn() for _ in range(2)] for name, fn in workloads[section].items()}
         reference = losses.pop("portnn numpy")
-        assert set(losses) >= {"portnn jax (jit)", "hand jax.jit step"}
+        assert set(losses) >= {"portnn jax (jit)", "hand jax.jit step", "torch eager"}
         for name, got in losses.items():
             np.testing.assert_allclose(got, reference, rtol=2e-5, err_msg=f"{section}: {name}")
     seed = workloads["seed"]
@@ -61,15 +63,28 @@ def test_compiled_section_compares_the_same_math():
     assert seed["portnn jax (jit)"]() == pytest.approx(seed["portnn numpy"](), rel=1e-12)
 
 
+def test_the_gru_rows_compute_the_same_math():
+    """portnn's GRU epoch and torch's nn.GRU from the same weights in the same batch order: the same losses."""
+    pytest.importorskip("torch")
+    from portnn.bench import gru as bench_gru
+
+    rt = load_runtime("numpy")
+    spec = bench_gru.GRUSpec(samples=100, steps=12, hidden=8, batch=32)
+    X, y = spec.data()
+    mine, weights = bench_gru.portnn_epoch(rt, spec, X, y)
+    theirs = bench_gru.torch_epoch("cpu", spec, X, y, weights)
+    np.testing.assert_allclose([mine() for _ in range(3)], [theirs() for _ in range(3)], rtol=1e-5)
+
+
 def test_quick_suite_runs_every_section(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--threads", "1", "--repeats", "1", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     sections = {r["section"] for r in result["rows"]}
-    assert {"peak", "mlp", "seed", "cnn", "memory"} <= sections
+    assert {"peak", "mlp", "seed", "cnn", "gru", "memory"} <= sections
     if bench_compiled_runs():
-        assert {"compiled mlp", "compiled cnn", "compiled seed"} <= sections
+        assert {"compiled mlp", "compiled cnn", "compiled seed", "compiled sort-gpt"} <= sections
         jit = {r["section"]: r for r in result["rows"] if r["name"] == "portnn jax (jit)"}
         assert all(r["compile_s"] > 0 and r["median_s"] > 0 for r in jit.values())
         assert "compile " in printed

@@ -120,14 +120,18 @@ def check_round_trip(net: Sequential, X: np.ndarray, dtype: str) -> None:
 
 # ---- the example recipes -------------------------------------------------------------------------------------
 
+# the sequence recipes (Embedding, GRU, attention) join when export covers their layers (issue 21)
+EXPORTED = [name for name in recipes.RECIPES if name not in {"sort-gpt", "adding-gru", "tiny-gru", "tiny-gpt"}]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(recipes.RECIPES))
+@pytest.mark.parametrize("name", EXPORTED)
 def test_recipe_module_predicts_as_portnn(name: str, dtype: str) -> None:
     check_mirror(trained(name, dtype), recipe_data(name)[0], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(recipes.RECIPES))
+@pytest.mark.parametrize("name", EXPORTED)
 def test_recipe_round_trip_is_bit_identical(name: str, dtype: str) -> None:
     check_round_trip(trained(name, dtype), recipe_data(name)[0], dtype)
 

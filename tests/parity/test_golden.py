@@ -22,10 +22,11 @@ def golden(name: str):
     return load_golden(GOLDEN / f"{name}.npz")
 
 
-NAMES = ["seed", "mlp", "dropout-cnn", "resnet-lines"]
-STEPS = {"seed": 1500, "mlp": 200, "dropout-cnn": 30, "resnet-lines": 30}
-# last loss below this fraction of the first (resnet-lines: 2.1 -> 0.14 measured)
-TRAINED = {"seed": 0.1, "mlp": 0.1, "dropout-cnn": 0.7, "resnet-lines": 0.3}
+NAMES = ["seed", "mlp", "dropout-cnn", "resnet-lines", "tiny-gru", "tiny-gpt"]
+STEPS = {"seed": 1500, "mlp": 200, "dropout-cnn": 30, "resnet-lines": 30, "tiny-gru": 32, "tiny-gpt": 32}
+# last loss below this fraction of the first (resnet-lines: 2.1 -> 0.14, tiny-gru 0.97 -> 0.17, tiny-gpt 1.21 -> 0.36
+# measured)
+TRAINED = {"seed": 0.1, "mlp": 0.1, "dropout-cnn": 0.7, "resnet-lines": 0.3, "tiny-gru": 0.3, "tiny-gpt": 0.4}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -50,6 +51,17 @@ def test_golden_file_is_a_real_reference(name: str) -> None:
         assert {"1.running_mean", "1.running_var", "3.1.running_var"} <= set(problem.init)
         assert "CosineAnnealing" in meta["hyper"]["controls"]
         assert "'clip_norm': 1.0" in meta["hyper"]["controls"]
+    if name == "tiny-gru":  # backpropagation through time
+        assert [layer["type"] for layer in meta["architecture"]] == ["GRU", "Dense"]
+    if name == "tiny-gpt":  # embeddings, causal attention with its dropout, LayerNorm, GELU, dropout masks, AdamW
+        types = str(meta["architecture"])
+        assert all(t in types for t in ("Embedding", "PositionalEmbedding", "MultiHeadAttention", "LayerNorm", "GELU"))
+        attention = meta["architecture"][3]["layers"][1]
+        assert attention["type"] == "MultiHeadAttention"
+        assert attention["causal"] is True
+        assert attention["dropout"] == 0.1
+        assert any(layer["type"] == "Dropout" for layer in meta["architecture"])
+        assert meta["hyper"]["optimizer"].startswith("AdamW(")
 
 
 @pytest.mark.parametrize("name", NAMES)
