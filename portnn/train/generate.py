@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..array import host
-from ..array.placement import dtype_label
+from ..array.placement import dtype_label, widest
 from ..array.policy import policy
 from ..array.types import Array, Params
 from ..array.validation import BOOLEAN, INDEX, POSITIVE, Choice, Instance, Integer, Optional
@@ -155,8 +155,9 @@ def generate(model: Sequential, prompt_ids: Any, steps: int, *, greedy: bool = T
             run = loop
 
         model._compiled[key] = run
-    start = (xp.concat([ids, xp.zeros((n, steps), dtype=ids.dtype, device=device)], axis=1),
-             xp.zeros((), dtype=xp.int64, device=device), xp.ones((), dtype=xp.bool, device=device))
+    counter = xp.zeros((), dtype=widest(xp, "int64", xp.int32), device=device)
+    start = (xp.concat([ids, xp.zeros((n, steps), dtype=ids.dtype, device=device)], axis=1), counter,
+             xp.ones((), dtype=xp.bool, device=device))
     result, _, ok = run(model.params, model.state, start)
     if not host.to_bool(ok):
         raise FloatingPointError(f"{WHERE}: the model's logits are not finite (nan or inf) for some of the prompts; "
@@ -168,7 +169,7 @@ def gumbel(seed: int, step: Any, shape: tuple[int, int], dtype: Any, xp: Any, de
     """Standard Gumbel noise -log(-log(u)) of ``shape`` in ``dtype`` from the counter-based generator keyed by
     (seed, step): u = (b + 1/2) / 2**bits from the top 23 (float32) or all 32 (float64) bits of each word, exact in
     the dtype and strictly inside (0, 1)."""
-    k = threefry.key(seed, STREAM, step, 0)
+    k = threefry.key(seed, STREAM, step, 0, xp=xp, device=device)
     words = threefry.words(k, 0, shape[0] * shape[1], xp, device)
     bits = 23 if dtype == xp.float32 else 32
     u = (xp.astype(words >> (32 - bits), dtype) + 0.5) * (0.5 ** bits)

@@ -51,12 +51,13 @@ def test_greedy_equals_a_step_by_step_argmax_loop(case, make, length) -> None:
     net = make().to(case.xp, case.device, case.dtype_name)
     vocab = net.layers[0].num_embeddings
     prompt = prompts(vocab=vocab)
-    out = portnn.generate(net, case.asarray(prompt, dtype=None), 7)  # 5 + 7 > 8: the context is cropped
+    placed = case.asarray(prompt, dtype=None)
+    out = portnn.generate(net, placed, 7)  # 5 + 7 > 8: the context is cropped
     assert array_api_compat.array_namespace(out) is array_api_compat.array_namespace(case.asarray(prompt))
     assert array_api_compat.device(out) == case.device
     got = portnn.to_numpy(out)
     assert got.shape == (6, 12)
-    assert got.dtype == prompt.dtype
+    assert out.dtype == placed.dtype  # the prompt's integer dtype (int32 in JAX at its defaults)
     np.testing.assert_array_equal(got[:, :5], prompt)
     np.testing.assert_array_equal(got, argmax_loop(net, prompt, 7, length, case))
 
