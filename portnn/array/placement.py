@@ -51,7 +51,7 @@ def widest(xp: Any, name: str, fallback: Any) -> Any:
     key = xp.__name__
     names = _DTYPE_NAMES.get(key)
     if names is None:
-        names = _DTYPE_NAMES[key] = frozenset(xp.__array_namespace_info__().dtypes())
+        names = _DTYPE_NAMES[key] = frozenset(xp.__array_namespace_info__().dtypes(kind=None))
     return getattr(xp, name) if name in names else fallback
 
 
