@@ -114,11 +114,12 @@ def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
 
 
 def as_array(data: Any, name: str, default: Placement | None) -> Any:
-    """``data`` as a backend array: arrays pass through; lists/tuples/NumPy scalars go to ``default`` (or NumPy);
-    a masked array is refused (its mask would be ignored)."""
+    """``data`` as a backend array: arrays pass through, cut from any autograd graph (a torch tensor with
+    ``requires_grad``); lists/tuples/NumPy scalars go to ``default`` (or NumPy); a masked array is refused (its mask
+    would be ignored)."""
     host.not_masked(data, name)
     if array_api_compat.is_array_api_obj(data):
-        return data
+        return host.detached(data)
     values = host.as_host_array(data, name)
     if values.dtype.kind not in "biuf":
         raise TypeError(f"{name} holds {values.dtype} values ({type(data).__name__}); portnn computes on real numbers "
