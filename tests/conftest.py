@@ -5,6 +5,7 @@ Adding a backend is one TOML file: its cases, ids, marks and skips all come from
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,10 @@ import numpy as np
 import pytest
 
 from portnn import backends, host
+
+# compiled programs are not kept in the user's cache folder by tests (nor read from it: every test compiles afresh);
+# tests/array/test_compile_cache.py runs its own processes with a folder of its own
+os.environ.setdefault("PORTNN_COMPILE_CACHE", "0")
 
 
 @dataclass

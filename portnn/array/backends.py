@@ -60,6 +60,9 @@ class Backend:
             module.config.update("jax_enable_x64", True)
         if self.name == "array_api_strict" and "ARRAY_API_STRICT_API_VERSION" in self.env:
             module.set_array_api_strict_flags(api_version=self.env["ARRAY_API_STRICT_API_VERSION"])
+        from .compile import keep_compiled  # (compile.py imports this module)
+
+        keep_compiled(self)  # compiled programs kept on disk before the first is compiled ([compile] cache)
         return importlib.import_module(self.namespace_module)
 
     def tol(self, dtype: str, recipe: str = "") -> float:

@@ -5,8 +5,10 @@ and gets the eager function and a Python loop on backends that do not compile (N
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import tree
@@ -34,6 +36,11 @@ class Compiler:
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         """What the compiler raises when a function cannot be traced (a host read or a Python branch on a value)."""
         return ()
+
+    @staticmethod
+    def keep_compiled(name: str) -> None:
+        """Keep the programs this compiler builds for backend ``name`` in its ``cache_folder``, so a later process
+        of the same model does not compile them again (here: nothing is compiled)."""
 
     def counted(self, fn: Fn) -> Fn:
         """``fn`` that counts its runs in Python: under a compiler those are its traces."""
@@ -114,6 +121,23 @@ class JaxCompiler(Compiler):
         super().__init__(backend)
         self.donate = bool(backend.compile.get("donate", False)) if backend is not None else False
 
+    @staticmethod
+    def keep_compiled(name: str) -> None:
+        import jax
+
+        if jax.config.values.get("jax_compilation_cache_dir") is not None:  # the user's own (JAX_COMPILATION_...)
+            return
+        folder = cache_folder(name)
+        if folder is None:
+            return
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        # JAX keeps only programs that took over 1 s to compile by default: portnn's steps take less on small
+        # models, and every program counts at start-up; a threshold the user set in the environment is kept
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in os.environ:
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size threshold either
+
     def jit(self, fn: Fn, donate: tuple[int, ...] = ()) -> Fn:
         import jax
 
@@ -192,6 +216,41 @@ class TorchCompiler(Compiler):
 
 COMPILERS: dict[str, type[Compiler]] = {"none": Compiler, "jax.jit": JaxCompiler, "torch.compile": TorchCompiler}
 
+CACHE_ENV = "PORTNN_COMPILE_CACHE"  # 0 (or off/false/no): never keep compiled programs; a folder: keep them there
+_kept: set[str] = set()  # the backends whose compiled programs are kept already in this process
+
+
+def cache_folder(name: str) -> Path | None:
+    """The folder that keeps backend ``name``'s compiled programs between runs: ``$PORTNN_COMPILE_CACHE/NAME``
+    when that names a folder, else ``$XDG_CACHE_HOME/portnn/NAME`` (``~/.cache/portnn/NAME``); None when the
+    variable is 0/off/false/no, or when the folder is not private to this user (another user who can write there
+    could make this process run their code: a compiled program is code)."""
+    given = os.environ.get(CACHE_ENV, "").strip()
+    if given.lower() in ("0", "off", "false", "no"):
+        return None
+    if given and given.lower() not in ("1", "on", "true", "yes"):
+        root = Path(given).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "portnn"
+    folder = root / name
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = folder.stat()
+    except OSError:  # a read-only home: compile every time, as without the cache
+        return None
+    if hasattr(os, "getuid") and (found.st_uid != os.getuid() or found.st_mode & 0o022):
+        return None
+    return folder
+
+
+def keep_compiled(backend: Backend) -> None:
+    """Once per process, keep ``backend``'s compiled programs on disk where its file says so (``[compile] cache``)
+    and ``$PORTNN_COMPILE_CACHE`` allows: the second run of a model loads them instead of compiling."""
+    if backend.name in _kept or not backend.compile.get("cache", False):
+        return
+    _kept.add(backend.name)
+    COMPILERS[backend.compile.get("method", "none")].keep_compiled(backend.name)
+
 
 def compiler(backend: Backend, requested: bool | str) -> Compiler:
     """The compiler ``fit(compile=requested)`` uses on ``backend``: True compiles (ValueError when the backend
@@ -202,6 +261,7 @@ def compiler(backend: Backend, requested: bool | str) -> Compiler:
     if requested is True and method == "none":
         raise ValueError(f"fit: compile=True, but backend {backend.name!r} does not compile (backends/{backend.name}"
                          ".toml [compile] method = 'none'); use compile='auto' or False")
+    keep_compiled(backend)  # before the first program of this backend is compiled, eager ones included
     use = requested is True or (requested == "auto" and bool(backend.compile.get("auto", False)))
     return COMPILERS[method](backend) if use else Compiler(backend)
 

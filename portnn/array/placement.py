@@ -9,7 +9,8 @@ from typing import Any
 
 import array_api_compat
 
-from . import host
+from . import backends, host
+from .compile import keep_compiled
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -46,10 +47,20 @@ def standard_namespace(xp: Any) -> Any:
     """The Array API namespace of module ``xp`` (``numpy`` becomes array-api-compat's ``numpy``), the one that
     ``array_namespace`` gives for its arrays, so that a model placed with either accepts the arrays."""
     try:
-        return array_api_compat.array_namespace(xp.asarray(0.0))
+        found = array_api_compat.array_namespace(xp.asarray(0.0))
     except (AttributeError, TypeError) as err:
         raise TypeError(f"{getattr(xp, '__name__', repr(xp))} is not an array namespace (give a module such as "
                         "numpy or a backend name such as 'torch')") from err
+    _meet(found)
+    return found
+
+
+def _meet(xp: Any) -> None:
+    """What portnn sets up for a backend the first time it meets it in a public call (as a module or through
+    arrays; ``Backend.namespace`` when it loads one by name): where its compiled programs are kept."""
+    backend = backends.registry().get(backend_name(xp))
+    if backend is not None:
+        keep_compiled(backend)  # before the call compiles anything (JAX compiles even its eager operations)
 
 
 def backend_name(xp: Any) -> str:
@@ -99,6 +110,7 @@ def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
     found = {name: (array_api_compat.array_namespace(a), array_api_compat.device(a)) for name, a in arrays.items()}
     names = list(found)
     first = names[0]
+    _meet(found[first][0])
     for other in names[1:]:
         if found[other][0] is not found[first][0]:
             raise TypeError(
