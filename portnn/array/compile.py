@@ -6,7 +6,9 @@ and gets the eager function and a Python loop on backends that do not compile (N
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,25 +195,69 @@ class JaxCompiler(Compiler):
                 jax.errors.UnexpectedTracerError)
 
 
+class GraphBreak(RuntimeError):
+    """torch.compile cannot trace the whole step as one graph (raised instead of Dynamo's pages of messages)."""
+
+
 class TorchCompiler(Compiler):
-    """``torch.compile`` of the whole step (inductor, static shapes); batches are looped in Python."""
+    """``torch.compile`` of the whole step as one graph (inductor, static shapes); batches are looped in Python."""
 
     method = "torch.compile"
 
     def jit(self, fn: Fn, donate: tuple[int, ...] = ()) -> Fn:
         import torch
+        from torch._dynamo import exc
         from torch._inductor.compile_fx import compile_fx  # the default backend, wrapped to count its graphs
 
         def counting(graph: Any, example_inputs: Any) -> Any:
             self.traces += 1  # outside the traced code: mutating Python state inside it would force recompiles
             return compile_fx(graph, example_inputs)
 
-        return self.timed(torch.compile(fn, backend=counting, dynamic=False))
+        # fullgraph: one graph or a GraphBreak. A break used to compile each piece apart, again for every shape it
+        # met, until Dynamo's recompile limit left the rest eager (digits-cnn: 69 traces, 200 lines of warnings)
+        compiled = torch.compile(fn, backend=counting, dynamic=False, fullgraph=True)
+
+        def call(*args: Any) -> Any:
+            with warnings.catch_warnings():
+                # Dynamo traces through array-api-compat's lru_cache'd type checks (pure functions of a class) and
+                # says so once per call site
+                warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`",
+                                        category=UserWarning)
+                try:
+                    return compiled(*args)
+                except (exc.Unsupported, exc.UserError) as err:  # a graph break under fullgraph
+                    raise GraphBreak(f"torch.compile cannot trace the step as one graph: {_traced_at(err)} does "
+                                     f"what its tracer cannot follow ({str(err).splitlines()[0].strip()}); train "
+                                     "with compile=False (TORCH_LOGS=graph_breaks shows the details)") from None
+
+        return self.timed(call)
 
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         from torch._dynamo import exc
 
-        return (exc.BackendCompilerFailed, exc.Unsupported)
+        return (exc.BackendCompilerFailed, exc.Unsupported, exc.UserError, GraphBreak)
+
+
+def _traced_at(err: BaseException) -> str:
+    """Where a traced step failed, as 'ReLU.forward (portnn/nn/activations.py:37)': the innermost layer or loss
+    method (forward/backward) of the user code Dynamo followed, else its innermost frame."""
+    stack = list(getattr(err, "real_stack", None) or [])
+    if not stack:
+        return "the step"
+    frame = next((f for f in reversed(stack) if f.name in ("forward", "backward")), stack[-1])
+    name = frame.name
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) != frame.filename:
+            continue
+        for owner in [v for v in vars(module).values() if isinstance(v, type)]:
+            code = getattr(vars(owner).get(frame.name), "__code__", None)
+            if code is None:
+                continue
+            lines = [line for _, _, line in code.co_lines() if line]
+            if lines and min(lines) <= (frame.lineno or 0) <= max(lines):
+                name = code.co_qualname
+    short = "/".join(Path(frame.filename).parts[-3:])
+    return f"{name} ({short}:{frame.lineno})"
 
 
 COMPILERS: dict[str, type[Compiler]] = {"none": Compiler, "jax.jit": JaxCompiler, "torch.compile": TorchCompiler}
