@@ -214,7 +214,7 @@ class TorchCompiler(Compiler):
             return compile_fx(graph, example_inputs)
 
         # fullgraph: one graph or a GraphBreak. A break used to compile each piece apart, again for every shape it
-        # met, until Dynamo's recompile limit left the rest eager (digits-cnn: 69 traces, 200 lines of warnings)
+        # met, until Dynamo's recompile limit left the rest eager (digits-cnn: 69 traces, 226 lines of warnings)
         compiled = torch.compile(fn, backend=counting, dynamic=False, fullgraph=True)
 
         def call(*args: Any) -> Any:
@@ -239,8 +239,9 @@ class TorchCompiler(Compiler):
 
 
 def _traced_at(err: BaseException) -> str:
-    """Where a traced step failed, as 'ReLU.forward (portnn/nn/activations.py:37)': the innermost layer or loss
-    method (forward/backward) of the user code Dynamo followed, else its innermost frame."""
+    """Where a traced step failed, as 'ReLU.forward (portnn/nn/activations.py:37)' (the path relative to the current
+    folder when it is inside it): the innermost layer or loss method (forward/backward) of the user code Dynamo
+    followed, else its innermost frame."""
     stack = list(getattr(err, "real_stack", None) or [])
     if not stack:
         return "the step"
@@ -256,8 +257,9 @@ def _traced_at(err: BaseException) -> str:
             lines = [line for _, _, line in code.co_lines() if line]
             if lines and min(lines) <= (frame.lineno or 0) <= max(lines):
                 name = code.co_qualname
-    short = "/".join(Path(frame.filename).parts[-3:])
-    return f"{name} ({short}:{frame.lineno})"
+    path = Path(frame.filename)
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"{name} ({shown}:{frame.lineno})"
 
 
 COMPILERS: dict[str, type[Compiler]] = {"none": Compiler, "jax.jit": JaxCompiler, "torch.compile": TorchCompiler}
