@@ -47,7 +47,7 @@ def _run(env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**full, "PYTHONPATH": str(ROOT), **env})
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""  # no warning from JAX's cache (a failed read or write is a warning)
+    assert "cache" not in done.stderr.lower(), done.stderr  # a failed read or write of JAX's cache is a warning
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
