@@ -20,6 +20,10 @@ from portnn.array.placement import widest
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 JAX_X64 = os.environ["JAX_ENABLE_X64"].lower() not in ("0", "false", "")
 
+# compiled programs are not kept in the user's cache folder by tests (nor read from it: every test compiles afresh);
+# tests/array/test_compile_cache.py runs its own processes with a folder of its own
+os.environ.setdefault("PORTNN_COMPILE_CACHE", "0")
+
 
 @dataclass
 class Case:

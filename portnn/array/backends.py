@@ -59,6 +59,9 @@ class Backend:
         module = importlib.import_module(self.module)
         if self.name == "array_api_strict" and "ARRAY_API_STRICT_API_VERSION" in self.env:
             module.set_array_api_strict_flags(api_version=self.env["ARRAY_API_STRICT_API_VERSION"])
+        from .compile import keep_compiled  # (compile.py imports this module)
+
+        keep_compiled(self)  # compiled programs kept on disk before the first is compiled ([compile] cache)
         return importlib.import_module(self.namespace_module)
 
     def tol(self, dtype: str, recipe: str = "") -> float:

@@ -5,8 +5,12 @@ and gets the eager function and a Python loop on backends that do not compile (N
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import tree
@@ -34,6 +38,11 @@ class Compiler:
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         """What the compiler raises when a function cannot be traced (a host read or a Python branch on a value)."""
         return ()
+
+    @staticmethod
+    def keep_compiled(name: str) -> None:
+        """Keep the programs this compiler builds for backend ``name`` in its ``cache_folder``, so a later process
+        of the same model does not compile them again (here: nothing is compiled)."""
 
     def counted(self, fn: Fn) -> Fn:
         """``fn`` that counts its runs in Python: under a compiler those are its traces."""
@@ -114,6 +123,23 @@ class JaxCompiler(Compiler):
         super().__init__(backend)
         self.donate = bool(backend.compile.get("donate", False)) if backend is not None else False
 
+    @staticmethod
+    def keep_compiled(name: str) -> None:
+        import jax
+
+        if jax.config.values.get("jax_compilation_cache_dir") is not None:  # the user's own (JAX_COMPILATION_...)
+            return
+        folder = cache_folder(name)
+        if folder is None:
+            return
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        # JAX keeps only programs that took over 1 s to compile by default: portnn's steps take less on small
+        # models, and every program counts at start-up; a threshold the user set in the environment is kept
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in os.environ:
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size threshold either
+
     def jit(self, fn: Fn, donate: tuple[int, ...] = ()) -> Fn:
         import jax
 
@@ -169,28 +195,109 @@ class JaxCompiler(Compiler):
                 jax.errors.UnexpectedTracerError)
 
 
+class GraphBreak(RuntimeError):
+    """torch.compile cannot trace the whole step as one graph (raised instead of Dynamo's pages of messages)."""
+
+
 class TorchCompiler(Compiler):
-    """``torch.compile`` of the whole step (inductor, static shapes); batches are looped in Python."""
+    """``torch.compile`` of the whole step as one graph (inductor, static shapes); batches are looped in Python."""
 
     method = "torch.compile"
 
     def jit(self, fn: Fn, donate: tuple[int, ...] = ()) -> Fn:
         import torch
+        from torch._dynamo import exc
         from torch._inductor.compile_fx import compile_fx  # the default backend, wrapped to count its graphs
 
         def counting(graph: Any, example_inputs: Any) -> Any:
             self.traces += 1  # outside the traced code: mutating Python state inside it would force recompiles
             return compile_fx(graph, example_inputs)
 
-        return self.timed(torch.compile(fn, backend=counting, dynamic=False))
+        # fullgraph: one graph or a GraphBreak. A break used to compile each piece apart, again for every shape it
+        # met, until Dynamo's recompile limit left the rest eager (digits-cnn: 69 traces, 226 lines of warnings)
+        compiled = torch.compile(fn, backend=counting, dynamic=False, fullgraph=True)
+
+        def call(*args: Any) -> Any:
+            with warnings.catch_warnings():
+                # Dynamo traces through array-api-compat's lru_cache'd type checks (pure functions of a class) and
+                # says so once per call site
+                warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`",
+                                        category=UserWarning)
+                try:
+                    return compiled(*args)
+                except (exc.Unsupported, exc.UserError) as err:  # a graph break under fullgraph
+                    raise GraphBreak(f"torch.compile cannot trace the step as one graph: {_traced_at(err)} does "
+                                     f"what its tracer cannot follow ({str(err).splitlines()[0].strip()}); train "
+                                     "with compile=False (TORCH_LOGS=graph_breaks shows the details)") from None
+
+        return self.timed(call)
 
     def trace_errors(self) -> tuple[type[BaseException], ...]:
         from torch._dynamo import exc
 
-        return (exc.BackendCompilerFailed, exc.Unsupported)
+        return (exc.BackendCompilerFailed, exc.Unsupported, exc.UserError, GraphBreak)
+
+
+def _traced_at(err: BaseException) -> str:
+    """Where a traced step failed, as 'ReLU.forward (portnn/nn/activations.py:37)' (the path relative to the current
+    folder when it is inside it): the innermost layer or loss method (forward/backward) of the user code Dynamo
+    followed, else its innermost frame."""
+    stack = list(getattr(err, "real_stack", None) or [])
+    if not stack:
+        return "the step"
+    frame = next((f for f in reversed(stack) if f.name in ("forward", "backward")), stack[-1])
+    name = frame.name
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) != frame.filename:
+            continue
+        for owner in [v for v in vars(module).values() if isinstance(v, type)]:
+            code = getattr(vars(owner).get(frame.name), "__code__", None)
+            if code is None:
+                continue
+            lines = [line for _, _, line in code.co_lines() if line]
+            if lines and min(lines) <= (frame.lineno or 0) <= max(lines):
+                name = code.co_qualname
+    path = Path(frame.filename)
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"{name} ({shown}:{frame.lineno})"
 
 
 COMPILERS: dict[str, type[Compiler]] = {"none": Compiler, "jax.jit": JaxCompiler, "torch.compile": TorchCompiler}
+
+CACHE_ENV = "PORTNN_COMPILE_CACHE"  # 0 (or off/false/no): never keep compiled programs; a folder: keep them there
+_kept: set[str] = set()  # the backends whose compiled programs are kept already in this process
+
+
+def cache_folder(name: str) -> Path | None:
+    """The folder that keeps backend ``name``'s compiled programs between runs: ``$PORTNN_COMPILE_CACHE/NAME``
+    when that names a folder, else ``$XDG_CACHE_HOME/portnn/NAME`` (``~/.cache/portnn/NAME``); None when the
+    variable is 0/off/false/no, or when the folder is not private to this user (another user who can write there
+    could make this process run their code: a compiled program is code)."""
+    given = os.environ.get(CACHE_ENV, "").strip()
+    if given.lower() in ("0", "off", "false", "no"):
+        return None
+    if given and given.lower() not in ("1", "on", "true", "yes"):
+        root = Path(given).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "portnn"
+    folder = root / name
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = folder.stat()
+    except OSError:  # a read-only home: compile every time, as without the cache
+        return None
+    if hasattr(os, "getuid") and (found.st_uid != os.getuid() or found.st_mode & 0o022):
+        return None
+    return folder
+
+
+def keep_compiled(backend: Backend) -> None:
+    """Once per process, keep ``backend``'s compiled programs on disk where its file says so (``[compile] cache``)
+    and ``$PORTNN_COMPILE_CACHE`` allows: the second run of a model loads them instead of compiling."""
+    if backend.name in _kept or not backend.compile.get("cache", False):
+        return
+    _kept.add(backend.name)
+    COMPILERS[backend.compile.get("method", "none")].keep_compiled(backend.name)
 
 
 def compiler(backend: Backend, requested: bool | str) -> Compiler:
@@ -202,6 +309,7 @@ def compiler(backend: Backend, requested: bool | str) -> Compiler:
     if requested is True and method == "none":
         raise ValueError(f"fit: compile=True, but backend {backend.name!r} does not compile (backends/{backend.name}"
                          ".toml [compile] method = 'none'); use compile='auto' or False")
+    keep_compiled(backend)  # before the first program of this backend is compiled, eager ones included
     use = requested is True or (requested == "auto" and bool(backend.compile.get("auto", False)))
     return COMPILERS[method](backend) if use else Compiler(backend)
 

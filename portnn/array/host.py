@@ -31,6 +31,15 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def detached(x: Any) -> Any:
+    """A backend array cut from any autograd graph: a torch tensor with ``requires_grad`` (or one computed from such a
+    tensor) as ``x.detach()``, a view of the same memory; every other array as it is. Inputs come through here so
+    that training never records a graph (parameters with a grad_fn, memory growing every step)."""
+    if array_api_compat.is_torch_array(x) and (x.requires_grad or x.grad_fn is not None):
+        return x.detach()
+    return x
+
+
 def to_float(x: Any) -> float:
     """A 0-d backend array as a Python float (one device-to-host transfer)."""
     if type(x) in (np.ndarray, np.float64, np.float32, float):  # the hot path of every NumPy training step

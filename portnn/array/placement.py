@@ -8,7 +8,8 @@ from typing import Any
 
 import array_api_compat
 
-from . import host
+from . import backends, host
+from .compile import keep_compiled
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -59,10 +60,20 @@ def standard_namespace(xp: Any) -> Any:
     """The Array API namespace of module ``xp`` (``numpy`` becomes array-api-compat's ``numpy``), the one that
     ``array_namespace`` gives for its arrays, so that a model placed with either accepts the arrays."""
     try:
-        return array_api_compat.array_namespace(xp.asarray(0.0))
+        found = array_api_compat.array_namespace(xp.asarray(0.0))
     except (AttributeError, TypeError) as err:
         raise TypeError(f"{getattr(xp, '__name__', repr(xp))} is not an array namespace (give a module such as "
                         "numpy or a backend name such as 'torch')") from err
+    _meet(found)
+    return found
+
+
+def _meet(xp: Any) -> None:
+    """What portnn sets up for a backend the first time it meets it in a public call (as a module or through
+    arrays; ``Backend.namespace`` when it loads one by name): where its compiled programs are kept."""
+    backend = backends.registry().get(backend_name(xp))
+    if backend is not None:
+        keep_compiled(backend)  # before the call compiles anything (JAX compiles even its eager operations)
 
 
 def backend_name(xp: Any) -> str:
@@ -102,6 +113,7 @@ def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
     found = {name: (array_api_compat.array_namespace(a), array_api_compat.device(a)) for name, a in arrays.items()}
     names = list(found)
     first = names[0]
+    _meet(found[first][0])
     for other in names[1:]:
         if found[other][0] is not found[first][0]:
             raise TypeError(
@@ -117,11 +129,12 @@ def namespace_of(arrays: dict[str, Any], where: str) -> tuple[Any, Any]:
 
 
 def as_array(data: Any, name: str, default: Placement | None) -> Any:
-    """``data`` as a backend array: arrays pass through; lists/tuples/NumPy scalars go to ``default`` (or NumPy);
-    a masked array is refused (its mask would be ignored)."""
+    """``data`` as a backend array: arrays pass through, cut from any autograd graph (a torch tensor with
+    ``requires_grad``); lists/tuples/NumPy scalars go to ``default`` (or NumPy); a masked array is refused (its mask
+    would be ignored)."""
     host.not_masked(data, name)
     if array_api_compat.is_array_api_obj(data):
-        return data
+        return host.detached(data)
     values = host.as_host_array(data, name)
     if values.dtype.kind not in "biuf":
         raise TypeError(f"{name} holds {values.dtype} values ({type(data).__name__}); portnn computes on real numbers "

@@ -74,7 +74,8 @@ def add_compile(parser: argparse.ArgumentParser) -> None:
     file says it pays, ``backends/*.toml`` [compile])."""
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="compile the training step (jax.jit, torch.compile); default: where the backend file "
-                             "says it pays (JAX), --no-compile: never")
+                             "says it pays (JAX), --no-compile: never. JAX's compiled programs are kept in "
+                             "~/.cache/portnn/jax for the next run (PORTNN_COMPILE_CACHE=0: never)")
 
 
 def compile_choice(args: argparse.Namespace) -> bool | str:

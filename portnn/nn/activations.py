@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
+
 from ..array.types import Array
 from ..array.validation import FRACTION
 from .layer import Context, Grads, Layer
+
+
+def scalar(value: float, x: Array, xp: Any) -> Array:
+    """``value`` as a 0-d array of ``x``'s dtype on its device, for ``maximum(x, scalar(0.0, x, xp))``: with a Python
+    float there, array-api-compat's torch ``maximum``/``minimum`` ask ``torch.result_type``, which breaks
+    torch.compile's graph (its tracer cannot return a dtype), so the rest of the step recompiled for every shape."""
+    return xp.full((), value, dtype=x.dtype, device=array_api_compat.device(x))
 
 
 class Sigmoid(Layer):
@@ -35,7 +44,7 @@ class ReLU(Layer):
     """y = max(x, 0) elementwise; any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
-        y = ctx.xp.maximum(x, 0.0)
+        y = ctx.xp.maximum(x, scalar(0.0, x, ctx.xp))
         return y, y
 
     def backward(self, params: dict[str, Array], y: Array, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:

@@ -12,6 +12,7 @@ from ..array import host
 from ..array.placement import dtype_label
 from ..array.types import Array, Namespace
 from ..array.validation import Integer, Optional
+from .activations import scalar
 from .layer import Context
 
 LOSSES: dict[str, type[Loss]] = {}  # every public Loss subclass by class name (checkpoints rebuild it)
@@ -140,7 +141,8 @@ class SoftmaxCrossEntropy(Loss):
         counted = y != self.ignore_index
         target = xpx.one_hot(xp.where(counted, y, 0), k, dtype=out.dtype, xp=xp)
         weight = xp.astype(counted, out.dtype)[..., None]
-        weight = weight / xp.maximum(xp.sum(weight), 1.0)  # (..., 1): 1 / count where counted; no count: 0, not nan
+        # (..., 1): 1 / count where counted; no count: 0, not nan
+        weight = weight / xp.maximum(xp.sum(weight), scalar(1.0, weight, xp))
         return -xp.sum(target * logp * weight), (xp.exp(logp), target, weight)
 
     def backward(self, saved: Any, ctx: Context) -> Array:
@@ -165,7 +167,7 @@ class BinaryCrossEntropy(Loss):
 
     def forward(self, out: Array, y: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
-        return xp.mean(xp.maximum(out, 0.0) - out * y + xp.log1p(xp.exp(-xp.abs(out)))), (out, y)
+        return xp.mean(xp.maximum(out, scalar(0.0, out, xp)) - out * y + xp.log1p(xp.exp(-xp.abs(out)))), (out, y)
 
     def backward(self, saved: Any, ctx: Context) -> Array:
         z, target = saved

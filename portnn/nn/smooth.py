@@ -11,6 +11,7 @@ from typing import Any
 
 from ..array.types import Array
 from ..array.validation import FINITE, POSITIVE
+from .activations import scalar
 from .layer import Context, Grads, Layer
 
 _GELU_C = math.sqrt(2.0 / math.pi)  # sqrt(2/pi), torch's kBeta
@@ -76,7 +77,7 @@ class Softplus(Layer):
         xp = ctx.xp
         bx = self.beta * x
         linear = bx > self.threshold
-        y = xp.where(linear, x, (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0.0)) / self.beta)
+        y = xp.where(linear, x, (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, scalar(0.0, bx, xp))) / self.beta)
         return y, (bx, linear)
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
@@ -99,7 +100,7 @@ class ELU(Layer):
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
         xp = ctx.xp
         positive = x > 0.0
-        y = xp.where(positive, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))  # min: no exp of large positives
+        y = xp.where(positive, x, self.alpha * xp.expm1(xp.minimum(x, scalar(0.0, x, xp))))  # no exp of large x
         return y, (positive, y)
 
     def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:

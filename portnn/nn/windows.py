@@ -1,8 +1,8 @@
 """Sliding 2-D windows in the Array API standard only: gather them by strided slicing (im2col) and fold them back.
 
 The standard has no ``as_strided`` and no scatter, so ``windows`` stacks ``kh*kw`` strided slices and ``fold`` (its
-adjoint, used by every backward pass) adds the window gradients back with ``array_api_extra.at``, which updates a
-fresh array in place where arrays are writeable and functionally (``.at[].add``) on immutable JAX arrays.
+adjoint, used by every backward pass) adds the window gradients back as zero-padded planes, one per stride residue,
+interleaved by a reshape.
 """
 
 from __future__ import annotations
@@ -72,14 +72,35 @@ def windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int], out: tuple
 def fold(cols: Any, kernel: tuple[int, int], stride: tuple[int, int], size: tuple[int, int], xp: Any) -> Any:
     """Adjoint of ``windows``: (N, C, kh*kw, OH, OW) -> (N, C, H, W), summing where windows overlap.
 
-    One ``xpx.at(...).add`` of a strided slice per kernel offset into a fresh zero array: in place where arrays are
-    writeable, ``.at[].add`` (a new array) on JAX; cheaper than building each offset's contribution by interleaving
-    zeros and padding, on every backend measured."""
+    Without a scatter: output row ``i + sh*p`` is row ``p + i // sh`` of the rows with residue ``i % sh``, so each
+    residue pair (a, b) gets one plane, the sum of its kernel offsets' windows each zero-padded into place (in the
+    order of the offsets, from zero: the additions of a scatter-add into zeros, bit for bit), and the planes are
+    interleaved by one stack and reshape; stride 1 is a single plane, non-overlapping pooling one window a plane.
+    Only the standard's functions and ``xpx.pad``, so it traces as one graph under ``torch.compile``
+    (``xpx.at(...).add`` with a tuple index breaks Dynamo's graph in array-api-compat's ``is_jax_array``)."""
     (kh, kw), (sh, sw) = kernel, stride
     n, c, _, oh, ow = cols.shape
-    out = xp.zeros((n, c, *size), dtype=cols.dtype, device=array_api_compat.device(cols))
-    for i in range(kh):
-        for j in range(kw):
-            index = (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
-            out = xpx.at(out, index).add(cols[:, :, i * kw + j, :, :], xp=xp)
-    return out
+    mh, mw = max(-(-size[0] // sh), (kh - 1) // sh + oh), max(-(-size[1] // sw), (kw - 1) // sw + ow)
+    rows = []
+    for a in range(sh):
+        planes = []
+        for b in range(sw):
+            plane = None
+            for i in range(a, kh, sh):
+                for j in range(b, kw, sw):
+                    top, left = i // sh, j // sw
+                    piece = _placed(cols[:, :, i * kw + j, :, :], (top, mh - top - oh), (left, mw - left - ow), xp)
+                    plane = piece + 0.0 if plane is None else plane + piece  # + 0.0: as 0 + x (x = -0 gives +0)
+            if plane is None:  # a kernel smaller than its stride: rows no window covers
+                plane = xp.zeros((n, c, mh, mw), dtype=cols.dtype, device=array_api_compat.device(cols))
+            planes.append(plane)
+        rows.append(planes[0] if sw == 1 else xp.stack(planes, axis=4))  # (N, C, mh, mw[, sw])
+    out = rows[0] if sh == 1 and sw == 1 else xp.reshape(xp.stack(rows, axis=3), (n, c, mh * sh, mw * sw))
+    return out[:, :, :size[0], :size[1]]
+
+
+def _placed(piece: Any, rows: tuple[int, int], cols: tuple[int, int], xp: Any) -> Any:
+    """(N, C, h, w) zero-padded by ``rows`` = (above, below) and ``cols`` = (left, right); itself when all are 0."""
+    if not any(rows + cols):
+        return piece
+    return xpx.pad(piece, ((0, 0), (0, 0), rows, cols), xp=xp)

@@ -179,9 +179,10 @@ def fit(
         try:
             return trainer.run(X, y, plan)
         except use.compiler.trace_errors() as err:  # raised while tracing: fall back to eager under 'auto'
-            net.training = before[1] if settings.compile is True else s
             if settings.compile is True:
+                net.placement, net.training = before  # as before the call (a model placed by this fit, unplaced)
                 raise
+            net.training = s
             use = _eager(net, use, err)
         except BaseException:
             if not trainer.committed:

@@ -45,7 +45,8 @@ class Kernels:
         xp, compiler = self.xp, self.compiler
         if compiler.donate:
             model = compiler.copy_tree(model, xp, self.device)
-        prev = compiler.copy_tree(model, xp, self.device) if compiler.donate else model
+        # distinct buffers when compiled: torch.compile guards on which inputs alias, and traced a second time
+        prev = compiler.copy_tree(model, xp, self.device) if compiler.compiles else model
         record = xp.zeros((4,), dtype=self.index, device=self.device)
         return {**model, "prev": prev, "record": record}
 
