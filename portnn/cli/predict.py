@@ -11,7 +11,7 @@ from ..io import checkpoint
 from ..nn import BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..train.model import Sequential
 from . import paths
-from .options import add_compile, add_threads, compile_choice, count, non_negative_int
+from .options import add_compile, add_threads, compile_choice, count, non_negative_int, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="device string, e.g. cpu, cuda, device1")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="default: the model's dtype")
     p.add_argument("--limit", type=non_negative_int, default=10, help="rows to print (default 10; 0 prints none)")
+    p.add_argument("--batch-size", type=positive_int, default=1024, metavar="N",
+                   help="rows per forward pass (default 1024): memory bounded by a batch, the same outputs")
     add_threads(p)
     add_compile(p)
     p.set_defaults(run=run)
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = args.dtype or net.dtype or "float64"
     net.to(xp, device, dtype)
     out = host.to_numpy(net.predict(host.from_numpy(X_host, xp, device=device, dtype=None),
-                                    compile=compile))
+                                    batch_size=args.batch_size, compile=compile))
 
     if isinstance(net.loss, SoftmaxCrossEntropy) and not args.raw:
         kind, result = "class", np.argmax(out, axis=1)

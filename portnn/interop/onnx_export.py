@@ -40,6 +40,7 @@ from ..nn.lstm import LSTM
 from ..nn.residual import Residual
 from ..train.model import Sequential
 from ..train.step import Step
+from ..train.summary import sample_shape
 
 INPUT, OUTPUT = "input", "output"  # the graph's input and output names
 BATCH = "N"  # the symbolic batch dimension of a dynamic-batch export
@@ -102,23 +103,12 @@ def _batch(batch: Any) -> int | str:
     return batch
 
 
-def _input_shape(layers: list[Layer], input_shape: Any) -> tuple[int, ...]:
-    """One sample's shape: ``input_shape`` as positive ints, or (in_features,) of a first Dense layer."""
-    if input_shape is None:
-        first = layers[0] if layers else None
-        while isinstance(first, Residual):
-            first = first.layers[0]
-        if not isinstance(first, Dense):
-            raise ValueError(f"export_onnx: layer 0 ({layers[0]!r}) does not fix the input shape; pass "
-                             "input_shape=, one sample's shape without the batch axis (e.g. (1, 8, 8) for images, "
-                             "(T,) for token ids)"
-                             if layers else "export_onnx: the model has no layers")
-        return (first.in_features,)
-    shape = tuple(input_shape) if isinstance(input_shape, tuple | list) else (input_shape,)
-    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(f"export_onnx: input_shape must be a non-empty tuple of positive ints (one sample, no "
-                         f"batch axis), got {input_shape!r}")
-    return tuple(int(d) for d in shape)
+def _input_shape(model: Sequential, input_shape: Any) -> tuple[int, ...]:
+    """One sample's shape: ``input_shape``, the one the model remembers from fit/predict (``info``), or
+    (in_features,) of a first Dense layer (``portnn.train.summary.sample_shape``)."""
+    if not model.layers:
+        raise ValueError("export_onnx: the model has no layers")
+    return sample_shape(model, input_shape, "export_onnx")
 
 
 def _dynamic(layers: tuple[Layer, ...] | list[Layer], shape: tuple[int, ...], where: str = "") -> None:
@@ -213,7 +203,7 @@ def export_onnx(model: Sequential, path: str | os.PathLike, *, batch: int | str 
     rows = _batch(batch)
     name = check_dtype_name(dtype, "export_onnx") or (model.placement.dtype_name if model.placement is not None
                                                       else model.dtype or "float64")
-    features = _input_shape(model.layers, input_shape)
+    features = _input_shape(model, input_shape)
     shape: tuple[int, ...] = (1 if isinstance(rows, str) else rows, *features)
     for i, layer in enumerate(model.layers):  # ValueError naming the layer when the input shape does not fit
         shape = layer.output_shape(shape, f"export_onnx: layer {i}")

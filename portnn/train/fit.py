@@ -177,7 +177,9 @@ def fit(
         traced = (use.compiler.traces, use.compiler.compile_seconds)
         net.training = s
         try:
-            return trainer.run(X, y, plan)
+            history = trainer.run(X, y, plan)
+            inputs.remember_shape(net, X)
+            return history
         except use.compiler.trace_errors() as err:  # raised while tracing: fall back to eager under 'auto'
             if settings.compile is True:
                 net.placement, net.training = before  # as before the call (a model placed by this fit, unplaced)

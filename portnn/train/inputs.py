@@ -39,6 +39,14 @@ def as_model_dtype(x: Array, p: Placement) -> Array:
     return x if x.dtype == p.dtype else p.xp.astype(x, p.dtype)
 
 
+def remember_shape(net: Any, x: Array) -> None:
+    """Note one sample's shape in ``net.info`` (saved in checkpoints) after a successful fit or predict, so that
+    ``summary()`` and ``export_onnx`` need no input_shape."""
+    shape = [int(d) for d in tuple(x.shape)[1:]]
+    if net.info.get("input_shape") != shape:
+        net.info = {**net.info, "input_shape": shape}
+
+
 def first_input(net: Any, x: Array, xp: Namespace, where: str) -> None:
     """The first layer's check of the input's values (token ids in range), once per call before any work."""
     if net.layers:

@@ -10,7 +10,7 @@ from ..array import host, tree
 from ..array.placement import Placement, backend_name, check_dtype_name, is_floating, standard_namespace, widest
 from ..array.policy import policy
 from ..array.types import Array, Namespace, Params
-from ..array.validation import INDEX
+from ..array.validation import COUNT, INDEX, Optional
 from ..nn import init
 from ..nn.layer import Layer
 from ..nn.losses import Loss
@@ -180,20 +180,26 @@ class Sequential:
         return Step(self.layers, loss or self.loss, optimizer or self.optimizer, self.placement, self.seed,
                     self.clip_norm)
 
-    def predict(self, X: Any, *, compile: bool | str = "auto") -> Array:
-        """Network output for X of shape (batch, features), in X's namespace and on its device.
+    def predict(self, X: Any, *, batch_size: int | None = None, compile: bool | str = "auto") -> Array:
+        """Network output for X of shape (batch, features, ...), in X's namespace and on its device.
 
         X must hold finite real numbers; an output that overflows to nan or inf is a FloatingPointError, never
-        returned (two host reads per call: the input check and the output check). ``compile`` as in ``fit``: the
-        forward pass is compiled where training would be."""
+        returned (two host reads per call: the input check and the output check). ``batch_size``: the forward
+        pass runs on that many rows at a time (memory bounded by a batch, not by X; the same numbers). ``compile``
+        as in ``fit``: the forward pass is compiled where training would be."""
+        Optional(COUNT)(batch_size, "batch_size", "predict")
         p, x = inputs.inputs(self, X, "predict")
-        out = self._inference(compile)(self.params, self.state, x)
+        forward, n = self._inference(compile), x.shape[0]
+        size = n if batch_size is None else min(batch_size, n)
+        parts = [forward(self.params, self.state, x[start:min(start + size, n), ...]) for start in range(0, n, size)]
         xp = p.xp
+        out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
         if not host.to_bool(xp.all(xp.isfinite(out))):
             rows = host.to_numpy(xp.any(~xp.isfinite(xp.reshape(out, (out.shape[0], -1))), axis=1)).nonzero()[0]
             raise FloatingPointError(f"predict: the output is not finite (nan or inf) for {rows.size} of "
                                      f"{out.shape[0]} rows, the first row {int(rows[0])}: these inputs overflow the "
                                      "model's arithmetic")
+        inputs.remember_shape(self, x)
         return out
 
     def _inference(self, requested: bool | str) -> Any:
