@@ -1,7 +1,8 @@
 """The backend registry: one declarative TOML file per backend, read by the library, the CLI, tests and ci.
 
-Adding a backend is one file in ``backends/`` (shipped inside the wheel as ``portnn/_backends``). This module and
-``portnn.host`` are the only places that know backends by name.
+What a backend is (package, namespace, devices, marks, requirement, tolerances) is its file in ``backends/``
+(shipped inside the wheel as ``portnn/_backends``); how a device name becomes the library's device object is code
+here (``resolve_device``, ``device_kind``). This module and ``portnn.array.host`` are the only places that know backends by name.
 """
 
 from __future__ import annotations

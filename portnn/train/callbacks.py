@@ -72,6 +72,12 @@ def due(callbacks: list[Callback], done: int, epochs: int) -> list[Callback]:
     return [c for c in callbacks if done % c.every == 0 or done == epochs]
 
 
+def next_due(callbacks: list[Callback], done: int, epochs: int) -> int:
+    """The first epoch after ``done`` (1-based count) at which a callback is due, or ``epochs`` (the last): found
+    from each callback's ``every``, so a fit of 10**10 epochs costs nothing to plan."""
+    return min([epochs, *(((done // c.every) + 1) * c.every for c in callbacks)])
+
+
 def check_every(callbacks: list[Callback], where: str) -> None:
     """Each callback's ``every`` is a positive int (TypeError/ValueError naming the callback otherwise)."""
     for c in callbacks:

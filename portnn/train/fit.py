@@ -12,7 +12,6 @@ from typing import Any
 from ..array import host
 from ..array.placement import Placement
 from ..array.policy import Policy, policy
-from ..array.types import Array
 from ..array.validation import (
     BOOLEAN,
     INDEX,
@@ -29,14 +28,14 @@ from ..nn import metrics as metric_names
 from ..nn.losses import Loss
 from ..optim.optimizer import Optimizer
 from ..optim.schedules import Schedule
-from . import inputs
-from .batches import batches
+from . import inputs, source
 from .callbacks import Callback, Progress, check_every
 from .history import History
 from .kernels import Kernels
 from .parallel import strategy
 from .plan import Plan
 from .rates import Rates
+from .source import Resident
 from .state import TrainingState
 from .step import Step
 from .totals import Totals
@@ -154,14 +153,14 @@ def fit(
     parallel = strategy(communicator)
     validation = _validation_pair(validation_data)
     before = (net.placement, net.training)
-    p, X, y, val = inputs.training_data(net, X, y, settings.loss, "fit", validation)
+    p, data, val = inputs.training_source(net, X, y, settings.loss, validation)
     for callback in settings.callbacks:  # before anything trains: a callback may refuse this fit's settings
         callback.begin(settings.recorded(val is not None))
     s = _start(net.training, settings, p)
-    plan = Plan.of(X.shape[0], settings.batch_size, settings.epochs, settings.steps, s.epoch,
+    plan = Plan.of(data.n, settings.batch_size, settings.epochs, settings.steps, s.epoch,
                    (net.seed if s.shuffle_seed is None else s.shuffle_seed) if settings.shuffle else None)
     try:
-        s = parallel.begin(net, s, (X, y), plan)
+        s = parallel.begin(net, s, (data.X, data.y), plan)
     except BaseException:
         net.placement, net.training = before
         raise
@@ -177,8 +176,8 @@ def fit(
         traced = (use.compiler.traces, use.compiler.compile_seconds)
         net.training = s
         try:
-            history = trainer.run(X, y, plan)
-            inputs.remember_shape(net, X)
+            history = trainer.run(data, plan)
+            inputs.remember_shape(net, data.X)
             return history
         except use.compiler.trace_errors() as err:  # raised while tracing: fall back to eager under 'auto'
             if settings.compile is True:
@@ -252,13 +251,13 @@ def _stats(net: Any, use: Policy, traced: tuple[int, float]) -> None:
         "compile_seconds": compiler.compile_seconds - traced[1], "traces_total": compiler.traces}
 
 
-def _validator(step: Step, val: tuple[Array, Array] | None, settings: Settings) -> Any:
+def _validator(step: Step, val: Resident | None, settings: Settings) -> Any:
     if val is None:
         return None
 
     def validate(s: TrainingState) -> dict[str, float]:
-        return totals(step, val[0], val[1], settings.names, settings.batch_size, "fit (validation_data)",
-                      None, s.params, s.state)
+        return totals(step, val, settings.names, settings.batch_size, "fit (validation_data)", None, s.params,
+                      s.state)
 
     return validate
 
@@ -274,21 +273,20 @@ def evaluate(net: Any, X: Any, y: Any, *, loss: Loss | None = None, metrics: lis
     Optional(Integer(1))(batch_size, "batch_size", "evaluate")
     COMPILE(compile, "compile", "evaluate")
     chosen = names(net, loss, metrics, "evaluate")
-    _, x_all, y_all, _ = inputs.training_data(net, X, y, loss, "evaluate")
-    return totals(net.step(loss), x_all, y_all, chosen, batch_size, "evaluate", net._inference(compile),
-                  net.params, net.state)
+    p, x_all, y_all, _ = inputs.training_data(net, X, y, loss, "evaluate")
+    return totals(net.step(loss), Resident(x_all, y_all, p), chosen, batch_size, "evaluate",
+                  net._inference(compile), net.params, net.state)
 
 
-def totals(step: Step, x_all: Array, y_all: Array, chosen: list[str], batch_size: int | None, where: str,
-           forward: Any, params: Any, state: Any) -> dict[str, float]:
-    """The loss and metrics of the model (``params``, ``state``) over (x_all, y_all), in batches."""
-    n = x_all.shape[0]
+def totals(step: Step, data: Resident, chosen: list[str], batch_size: int | None, where: str, forward: Any,
+           params: Any, state: Any) -> dict[str, float]:
+    """The loss and metrics of the model (``params``, ``state``) over ``data``'s rows in order, in batches."""
+    n = data.n
     loss = step.loss
     assert loss is not None
-    size = n if batch_size is None else min(batch_size, n)
     sums, start, ctx = Totals(loss, chosen, step.inference.xp), 0, step.inference
     forward = forward or (lambda params, state, x: step.forward(params, state, x)[0])
-    for xb, yb in batches(x_all, y_all, size, step.placement):
+    for xb, yb in source.batches(data, Plan.of(n, batch_size, 1, None, 0, None), 0):
         out = forward(params, state, xb)
         value = host.to_float(loss.forward(out, yb, ctx)[0])
         if not math.isfinite(value):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..array import host
 from ..array.placement import Placement, as_array, backend_name, namespace_of
 from ..array.types import Array, Namespace
 from ..nn.losses import Loss
 from . import checks
+from .source import Resident, Streamed
 
 
 def resolve(net: Any, arrays: dict[str, Any], where: str) -> tuple[Namespace, Any, dict[str, Array]]:
@@ -77,9 +79,36 @@ def inputs(net: Any, X: Any, where: str) -> tuple[Placement, Array]:
 def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
                   validation: tuple[Any, Any] | None = None) -> tuple[Placement, Array, Array, Any]:
     """(placement, X, y, (X_val, y_val) or None) of a call with targets (see the module docstring)."""
+    p, data, val = _checked(net, X, y, loss, where, validation, stream=False)
+    return p, data.X, data.y, None if val is None else (val.X, val.y)
+
+
+def training_source(net: Any, X: Any, y: Any, loss: Loss,
+                    validation: tuple[Any, Any] | None = None) -> tuple[Placement, Resident, Any]:
+    """(placement, the rows to train on, (X_val, y_val) or None) of ``fit``: arrays in the model's namespace and on
+    its device, or, for a model already placed on another device, host NumPy arrays (memory maps too), streamed one
+    batch at a time (``portnn.train.source``; validation data then too)."""
+    return _checked(net, X, y, loss, "fit", validation, stream=True)
+
+
+def _streams(net: Any, arrays: dict[str, Any], stream: bool) -> bool:
+    """Whether host arrays train a model placed elsewhere (the one mixed placement portnn accepts)."""
+    p = net.placement
+    return (stream and p is not None and all(host.is_host(a) for a in arrays.values())
+            and backend_name(p.xp) != "numpy")
+
+
+def _checked(net: Any, X: Any, y: Any, loss: Loss, where: str, validation: tuple[Any, Any] | None,
+             stream: bool) -> tuple[Placement, Resident, Any]:
     named = {"X": X, "y": y} if validation is None else {"X": X, "y": y, "X_val": validation[0],
                                                         "y_val": validation[1]}
-    xp, device, arrays = resolve(net, named, where)
+    streams = _streams(net, {k: as_array(a, k, None) for k, a in named.items()}, stream)
+    if streams:  # checked on the host, where they are
+        arrays = {k: as_array(a, k, None) for k, a in named.items()}
+        xp, device = namespace_of(arrays, where)
+        checks.data(arrays, where, xp, dtype=net.placement.dtype_name)
+    else:
+        xp, device, arrays = resolve(net, named, where)
     pairs = [("X", "y")] + ([("X_val", "y_val")] if validation is not None else [])
     labels = {}
     for xn, yn in pairs:
@@ -93,8 +122,16 @@ def training_data(net: Any, X: Any, y: Any, loss: Loss, where: str,
         loss.check(out_shape, tuple(ya.shape))
         loss.check_targets(ya, out_shape, xp)
         labels[yn] = not xp.isdtype(ya.dtype, "real floating") and ya.ndim < len(out_shape)  # class labels
+    if streams:
+        p = net.placement
+        ids = bool(net.layers) and net.layers[0].integer_input and xp.isdtype(arrays["X"].dtype, "integral")
+        dtypes = {n: None if labels.get(n) or (ids and n.startswith("X")) else p.dtype for n in arrays}
+        data = Streamed(arrays["X"], arrays["y"], p, dtypes["X"], dtypes["y"])
+        val: Resident | None = None if validation is None else Streamed(
+            arrays["X_val"], arrays["y_val"], p, dtypes["X_val"], dtypes["y_val"])
+        return p, data, val
     p = net.place(xp, device, arrays["X"])
     cast = {name: a if labels.get(name) else as_input(net, a, p) if name.startswith("X") else as_model_dtype(a, p)
             for name, a in arrays.items()}
-    val = (cast["X_val"], cast["y_val"]) if validation is not None else None
-    return p, cast["X"], cast["y"], val
+    val = Resident(cast["X_val"], cast["y_val"], p) if validation is not None else None
+    return p, Resident(cast["X"], cast["y"], p), val

@@ -38,9 +38,9 @@ def sample_shape(net: Any, given: Any = None, where: str = "summary") -> tuple[i
         while isinstance(first, Residual):
             first = first.layers[0]
         if first is None or not hasattr(first, "in_features"):
-            raise ValueError(f"{where}: give input_shape, one sample's shape without the batch axis (e.g. (64,) or "
-                             "(1, 8, 8)): the model does not record it (net.info['input_shape']) and its first layer "
-                             "does not fix it")
+            raise ValueError(f"{where}: give input_shape, one sample's shape without the batch axis (e.g. (64,), "
+                             "(1, 8, 8) for images, (T,) for token ids): the model does not record it "
+                             f"(net.info['input_shape']) and its first layer ({first!r}) does not fix it")
         given = (first.in_features,)
     sides = tuple(given) if isinstance(given, tuple | list) else (given,)
     if not sides:

@@ -27,13 +27,14 @@ from typing import Any
 from ..array import host, tree
 from ..array.compile import Compiler
 from ..array.types import Array
-from .batches import batches
-from .callbacks import Callback, EpochEvent, StepEvent, due, wants_steps
+from . import source
+from .callbacks import Callback, EpochEvent, StepEvent, due, next_due, wants_steps
 from .history import History
 from .kernels import BATCH, CAPACITY, EPOCH, FAILED, KIND, LOSS, Kernels
 from .parallel import Local, Parallel
 from .plan import Plan
 from .rates import Rates
+from .source import Resident
 from .state import TrainingState
 
 Model = tuple[Any, Any, Any]  # (params, layer state, optimizer state)
@@ -101,8 +102,9 @@ class Trainer:
         self.committed = False  # the model holds what this fit leaves (its end, or a rollback)
 
     # ---- the fit ------------------------------------------------------------------------------------------------
-    def run(self, X: Array, y: Array, plan: Plan) -> History:
-        """Train ``plan``'s epochs on (X, y) and commit; FloatingPointError after committing the rolled-back model."""
+    def run(self, data: Resident, plan: Plan) -> History:
+        """Train ``plan``'s epochs on ``data`` (rows on the device, or streamed from the host) and commit;
+        FloatingPointError after committing the rolled-back model."""
         net = self.net
         start = net.training
         bad = self._bad(start)
@@ -111,7 +113,7 @@ class Trainer:
                              "finite weights (load_state_dict) first")
         history = self.history = History()
         s = start.owned()
-        self.plan, self.X, self.y = plan, X, y
+        self.plan, self.data = plan, data
         try:
             try:
                 self._verify(s, mark=True)
@@ -156,7 +158,7 @@ class Trainer:
         plan = self.plan
         if self.validate is not None or self.per_step:
             return e + 1
-        return next((k for k in range(e + 1, plan.epochs + 1) if due(self.callbacks, k, plan.epochs)), plan.epochs)
+        return next_due(self.callbacks, e, plan.epochs)
 
     # ---- read per step: commit in Python ----------------------------------------------------------------------
     def _host_epochs(self, s: TrainingState, e: int, stop: int) -> tuple[TrainingState, list[Any]]:
@@ -169,7 +171,6 @@ class Trainer:
         gradients: Callable[..., Any] = step.gradients if self.local else self._gradients
         scheduled, per_step, local = self.rates.schedule is not None, self.per_step, self.local
         update = step.apply if step.clip_norm is not None or scheduled else step.optimizer.update  # type: ignore[union-attr]
-        whole = ((self.X, self.y),) if plan.full_batch else None  # full batch: the same one batch every epoch
         to_float, isfinite, full = host.to_float, math.isfinite, plan.per_epoch
         done: list[Any] = []
         try:
@@ -178,7 +179,7 @@ class Trainer:
                 lrs = self.rates.epoch(t, count) if scheduled else None
                 losses: list[tuple[float, int]] = []
                 counts = None  # the metric counts summed on the device, read once at the end of the epoch
-                for b, (xb, yb) in enumerate(whole or self._batches(k)):
+                for b, (xb, yb) in enumerate(source.batches(self.data, plan, k)):
                     if b == count:
                         break
                     if local:
@@ -240,17 +241,18 @@ class Trainer:
         rows: list[Any] = []
         done = 0
         whole = min(plan.whole, count)
-        if not plan.full_batch and whole > 1 and compiler.loops and self.local and not self.per_step:
+        if (not plan.full_batch and whole > 1 and compiler.loops and self.local and not self.per_step
+                and not self.data.streams):
             idx = self._input(host.full_batches(order[:plan.whole * plan.size], plan.size))
-            carry, ys = kernels.function("epoch")(carry, self.X, self.y, self._input([epoch, whole]), idx,
+            carry, ys = kernels.function("epoch")(carry, self.data.X, self.data.y, self._input([epoch, whole]), idx,
                                                   self._rates(lrs, plan.whole))
             rows.append(ys[:whole, ...])
             done = whole
             self.steps += whole
         read: list[Any] = []
         for b in range(done, count):
-            idx = None if plan.full_batch else self._input(order[slice(*plan.span(b))])
-            carry, row = self._device_step(carry, idx, epoch, b, None if lrs is None else self._rates(lrs[b:b + 1], 1))
+            carry, row = self._device_step(carry, None if plan.full_batch else order[slice(*plan.span(b))], epoch,
+                                           b, None if lrs is None else self._rates(lrs[b:b + 1], 1))
             rows.append(self.xp.reshape(row, (1, -1)))
             self.steps += 1
             if self.per_step:  # read each step, and call the callbacks with the committed model
@@ -268,16 +270,21 @@ class Trainer:
         read += [values] if pending is not None else []
         return carry, s, ([] if failure else read), (0 if failure else 1), failure
 
-    def _device_step(self, carry: dict[str, Any], idx: Array | None, epoch: int, b: int,
+    def _device_step(self, carry: dict[str, Any], order: Any, epoch: int, b: int,
                      lr: Array | None) -> tuple[dict[str, Any], Array]:
-        """One step through the kernels: local, or data-parallel around the Allreduce."""
+        """One step through the kernels on the rows ``order`` (a host index array; None: every row): local (the
+        rows gathered inside the compiled step from device-resident data), or data-parallel around the
+        Allreduce."""
         ctrl = self._input([epoch, b])
         if lr is not None:
             lr = lr[0]
+        data = self.data
+        if self.local and not data.streams:
+            idx = None if order is None else self._input(order)
+            return self.kernels.function("step")(carry, data.X, data.y, ctrl, idx, lr)
+        xb, yb = data.whole() if order is None else data.rows(order)
         if self.local:
-            return self.kernels.function("step")(carry, self.X, self.y, ctrl, idx, lr)
-        xb, yb = (self.X, self.y) if idx is None else (self.xp.take(self.X, idx, axis=0),
-                                                        self.xp.take(self.y, idx, axis=0))
+            return self.kernels.function("step")(carry, xb, yb, ctrl, None, lr)
         packed, new_state, out, y_local = self.kernels.function("gradients")(carry, xb, yb, ctrl)
         total = self.parallel.reduce(packed)
         return self.kernels.function("commit")(carry, total, new_state, out, y_local, ctrl, lr)
@@ -286,14 +293,15 @@ class Trainer:
                     e: int) -> tuple[dict[str, Any], TrainingState, list[Any], int, Failed | None]:
         """Full-batch epochs up to the next callback report as compiled runs of at most CAPACITY epochs."""
         plan = self.plan
-        stop = next((k for k in range(e + 1, plan.epochs + 1) if due(self.callbacks, k, plan.epochs)), plan.epochs)
+        stop = next_due(self.callbacks, e, plan.epochs)
         rows: list[Any] = []
         done = e
         while done < stop:
             count, start, t = min(CAPACITY, stop - done), s.epoch, s.schedule_t
             lrs = None if self.rates.schedule is None else [self.rates.schedule.lr(self.rates.base, t + k)
                                                             for k in range(count)]
-            carry, ys = self.kernels.function("run")(carry, self.X, self.y, self._input([start, count]),
+            X, y = self.data.whole()
+            carry, ys = self.kernels.function("run")(carry, X, y, self._input([start, count]),
                                                      self._rates(lrs, CAPACITY))
             carry, s, values, failure = self._read(carry, s, ys[:count, ...], start + count,
                                                    t + self.rates.advance(1) * count, partial(_since, start))
@@ -352,22 +360,14 @@ class Trainer:
         value, grads = self.parallel.unpack(self.parallel.reduce(packed), params, self.step)
         return value, grads, new_state, out, y_local
 
-    def _batches(self, e: int) -> Any:
-        plan = self.plan
-        order = plan.order(e)
-        key = None if order is None or plan.seed is None else (plan.seed, plan.first + e)
-        return batches(self.X, self.y, plan.size, self.step.placement, key)
-
     def _batch(self, e: int, b: int) -> tuple[Array, Array]:
         """Batch ``b`` of this fit's epoch ``e`` (to rerun one step)."""
-        plan, xp = self.plan, self.xp
+        plan = self.plan
         if plan.full_batch:
-            return self.X, self.y
+            return self.data.whole()
         order = plan.order(e)
         order = host.indices(0, plan.n) if order is None else order
-        rows = host.from_numpy(order[slice(*plan.span(b))], xp, device=self.step.training.device,
-                               dtype=self.step.placement.index_dtype)
-        return xp.take(self.X, rows, axis=0), xp.take(self.y, rows, axis=0)
+        return self.data.rows(order[slice(*plan.span(b))])
 
     def _input(self, values: Any) -> Array:
         return self.compiler.inputs(host.values(values, "int64"), self.xp, self.step.training.device,
@@ -472,7 +472,7 @@ class Trainer:
         assert start is not None
         replayer = Trainer(self.net, Kernels(self.step, Compiler(), [], self.parallel), parallel=self.parallel,
                            callbacks=[], rates=self.rates, validate=None, reads_per_step=False)
-        replayer.plan, replayer.X, replayer.y = self.plan, self.X, self.y
+        replayer.plan, replayer.data = self.plan, self.data
         s = start.state
         carry = replayer.kernels.carry(self._model_dict(s))
         if start.prev is not None:
