@@ -27,7 +27,7 @@ RANDOM = os.environ.get("PORTNN_FUZZ_RANDOM") == "1"
 TARGETS = [("numpy", "cpu"), ("array_api_strict", "CPU_DEVICE"), ("array_api_strict", "device1")]
 RUNNABLE = [t for t in TARGETS if backends.get(t[0]).installed()]
 NAMED = re.compile(r"^(fit|predict|evaluate|Sequential|SGD|Adam|Dense|Conv2D|MaxPool2D|AvgPool2D|Dropout|LeakyReLU|"
-                   r"Flatten|SoftmaxCrossEntropy|BinaryCrossEntropy|SSE|MSE|load_state_dict|X|y)\b")
+                   r"Flatten|BatchNorm1d|BatchNorm2d|SoftmaxCrossEntropy|BinaryCrossEntropy|SSE|MSE|load_state_dict|X|y)\b")
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 ACTIVATIONS = [portnn.Sigmoid, portnn.Tanh, portnn.ReLU, portnn.Identity, portnn.Softmax,
@@ -50,7 +50,10 @@ def dense_stack(draw: Any, features: int, outputs: int) -> list[Any]:
     layers, width = [], features
     for _ in range(draw(st.integers(0, 2))):
         hidden = draw(st.integers(1, 6))
-        layers += [portnn.Dense(width, hidden, bias=draw(st.booleans())), draw(st.sampled_from(ACTIVATIONS))()]
+        layers.append(portnn.Dense(width, hidden, bias=draw(st.booleans())))
+        if draw(st.integers(0, 3)) == 0:  # BatchNorm: batch statistics and running state (a batch of 1 included)
+            layers.append(portnn.BatchNorm1d(hidden, momentum=draw(st.sampled_from([0.1, 1.0]))))
+        layers.append(draw(st.sampled_from(ACTIVATIONS))())
         width = hidden
     wrong = draw(st.sampled_from([0] * 9 + [1]))  # now and then a Dense that does not fit its input
     layers.append(portnn.Dense(width + wrong, outputs))
@@ -64,7 +67,10 @@ def conv_stack(draw: Any, channels: int, outputs: int, size: int) -> list[Any]:
     out_channels, kernel = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     padding = draw(st.integers(0, 1))
     side = size + 2 * padding - kernel + 1
-    layers = [portnn.Conv2D(channels, out_channels, kernel, padding=padding), draw(st.sampled_from(ACTIVATIONS))()]
+    layers = [portnn.Conv2D(channels, out_channels, kernel, padding=padding)]
+    if draw(st.integers(0, 2)) == 0:
+        layers.append(portnn.BatchNorm2d(out_channels))
+    layers.append(draw(st.sampled_from(ACTIVATIONS))())
     if side >= 2 and draw(st.booleans()):
         pool = draw(st.sampled_from([portnn.MaxPool2D, portnn.AvgPool2D]))
         layers.append(pool(2))
