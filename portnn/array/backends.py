@@ -2,7 +2,8 @@
 
 What a backend is (package, namespace, devices, marks, requirement, tolerances) is its file in ``backends/``
 (shipped inside the wheel as ``portnn/_backends``); how a device name becomes the library's device object is code
-here (``resolve_device``, ``device_kind``). This module and ``portnn.array.host`` are the only places that know backends by name.
+here (``resolve_device``, ``device_kind``). This module and ``portnn.array.host`` are the only places that know
+backends by name.
 """
 
 from __future__ import annotations

@@ -176,7 +176,48 @@ def hand_jax_epoch(spec: GPTSpec, weights: dict[str, np.ndarray]) -> Callable[[]
                                                                        and k.split(".")[1] in ("1", "3"))
              for k in params}
     decay[f"{4 + 2 * BLOCKS}.weight"] = True  # the head
-    p, d = spec.dropout, WIDTH // HEADS
+    loss_fn = _hand_jax_loss(jax, jnp, spec.dropout)
+
+    def step(carry: tuple[Any, ...], idx: Any) -> tuple[tuple[Any, ...], Any]:
+        ps, m, v, t, key = carry
+        key, sub = jax.random.split(key)
+        value, grads = jax.value_and_grad(loss_fn)(ps, jnp.take(Xd, idx, axis=0), jnp.take(yd, idx, axis=0), sub)
+        total = jnp.sqrt(sum(jnp.sum(g * g) for g in grads.values()))
+        coef = jnp.minimum(CLIP / (total + 1e-6), 1.0)
+        t = t + 1
+        b1, b2 = BETAS
+        new_p, new_m, new_v = {}, {}, {}
+        for k, g in grads.items():
+            g = g * coef
+            new_m[k] = b1 * m[k] + (1 - b1) * g
+            new_v[k] = b2 * v[k] + (1 - b2) * g * g
+            w = ps[k] * (1 - LR * DECAY) if decay[k] else ps[k]
+            m_hat, v_hat = new_m[k] / (1 - b1 ** t), new_v[k] / (1 - b2 ** t)
+            new_p[k] = w - LR * m_hat / (jnp.sqrt(v_hat) + 1e-8)
+        return (new_p, new_m, new_v, t, key), value * idx.shape[0]
+
+    jit_step = jax.jit(step, donate_argnums=0)
+    m, v = ({k: jnp.zeros_like(a) for k, a in params.items()} for _ in range(2))  # own buffers: they are donated
+    state: dict[str, Any] = {"epoch": 0, "carry": (params, m, v, jnp.asarray(0.0, dtype=jnp.float32),
+                                                   jax.random.key(0))}
+
+    def epoch() -> float:
+        order = host_random.permutation(0, state["epoch"], spec.samples)
+        state["epoch"] += 1
+        carry, total = state["carry"], 0.0
+        for start in range(0, spec.samples, spec.batch):
+            carry, value = jit_step(carry, order[start:start + spec.batch])
+            total = total + value
+        state["carry"] = carry
+        return float(total) / spec.samples
+
+    return epoch
+
+
+def _hand_jax_loss(jax: Any, jnp: Any, p: float) -> Callable[..., Any]:
+    """The hand-written GPT's loss(params, xb, yb, key): embeddings, pre-norm blocks of causal attention and a GELU
+    MLP, the head and the cross-entropy over the counted positions, in jax.numpy."""
+    d = WIDTH // HEADS
     causal = jnp.tril(jnp.ones((LENGTH, LENGTH), dtype=bool))
 
     def drop(x: Any, key: Any, site: int) -> Any:
@@ -215,37 +256,4 @@ def hand_jax_epoch(spec: GPTSpec, weights: dict[str, np.ndarray]) -> Callable[[]
         nll = -jnp.take_along_axis(logp, jnp.where(counted, yb, 0)[..., None], axis=-1)[..., 0]
         return jnp.sum(jnp.where(counted, nll, 0.0)) / jnp.maximum(jnp.sum(counted), 1)
 
-    def step(carry: tuple[Any, ...], idx: Any) -> tuple[tuple[Any, ...], Any]:
-        ps, m, v, t, key = carry
-        key, sub = jax.random.split(key)
-        value, grads = jax.value_and_grad(loss_fn)(ps, jnp.take(Xd, idx, axis=0), jnp.take(yd, idx, axis=0), sub)
-        total = jnp.sqrt(sum(jnp.sum(g * g) for g in grads.values()))
-        coef = jnp.minimum(CLIP / (total + 1e-6), 1.0)
-        t = t + 1
-        b1, b2 = BETAS
-        new_p, new_m, new_v = {}, {}, {}
-        for k, g in grads.items():
-            g = g * coef
-            new_m[k] = b1 * m[k] + (1 - b1) * g
-            new_v[k] = b2 * v[k] + (1 - b2) * g * g
-            w = ps[k] * (1 - LR * DECAY) if decay[k] else ps[k]
-            m_hat, v_hat = new_m[k] / (1 - b1 ** t), new_v[k] / (1 - b2 ** t)
-            new_p[k] = w - LR * m_hat / (jnp.sqrt(v_hat) + 1e-8)
-        return (new_p, new_m, new_v, t, key), value * idx.shape[0]
-
-    jit_step = jax.jit(step, donate_argnums=0)
-    m, v = ({k: jnp.zeros_like(a) for k, a in params.items()} for _ in range(2))  # own buffers: they are donated
-    state: dict[str, Any] = {"epoch": 0, "carry": (params, m, v, jnp.asarray(0.0, dtype=jnp.float32),
-                                                   jax.random.key(0))}
-
-    def epoch() -> float:
-        order = host_random.permutation(0, state["epoch"], spec.samples)
-        state["epoch"] += 1
-        carry, total = state["carry"], 0.0
-        for start in range(0, spec.samples, spec.batch):
-            carry, value = jit_step(carry, order[start:start + spec.batch])
-            total = total + value
-        state["carry"] = carry
-        return float(total) / spec.samples
-
-    return epoch
+    return loss_fn

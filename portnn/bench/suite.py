@@ -5,6 +5,7 @@ with its references in one process; rows, bars, a table."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,6 +302,20 @@ def bars(rows: list[dict], backend: str, judged: bool = True) -> list[dict]:
             out.append({"bar": name, "value": value, "limit": limit, "judged": judged,
                         "pass": bool(ok) if judged else None})
 
+    _eager_bars(rows, backend, bar)
+    _compiled_bars(rows, bar)
+    r = _find(rows, "gru", "portnn")
+    if r is not None and "torch" in r["ratios"]:
+        bar(f"GRU step portnn {backend} / torch eager nn.GRU", r["ratios"]["torch"], 2.0)
+        bar(f"GRU step portnn {backend} / torch eager nn.GRU, cpu", r.get("cpu_ratios", {}).get("torch"), 2.0)
+    return out
+
+
+Bar = Callable[..., None]  # bar(name, value, limit, higher_is_better=False)
+
+
+def _eager_bars(rows: list[dict], backend: str, bar: Bar) -> None:
+    """The MLP epoch, the seed net and memory against their hand-written counterparts."""
     hand = "numpy" if backend == "numpy" else "cupy"
     for thr, limit in ((1, 1.10), (2, 1.15), (None, 1.10)):
         r = _find(rows, "mlp", "portnn", thr)
@@ -322,6 +337,10 @@ def bars(rows: list[dict], backend: str, judged: bool = True) -> list[dict]:
     r = _find(rows, "memory", "portnn")
     if r is not None:
         bar("MLP epoch peak memory / theory", r["ratios"]["theory"], 1.1)
+
+
+def _compiled_bars(rows: list[dict], bar: Bar) -> None:
+    """portnn under jax.jit against hand-written JAX and torch eager."""
     jit = "portnn jax (jit)"
     r = _find(rows, "compiled mlp", jit)
     if r is not None:
@@ -339,11 +358,6 @@ def bars(rows: list[dict], backend: str, judged: bool = True) -> list[dict]:
     if r is not None:
         bar("sort-gpt step portnn jax (jit) / hand-written jax.jit step", r["ratios"].get("hand jax.jit step"), 1.3)
         bar("sort-gpt step portnn jax (jit) / torch eager (< 1: faster)", r["ratios"].get("torch eager"), 1.0)
-    r = _find(rows, "gru", "portnn")
-    if r is not None and "torch" in r["ratios"]:
-        bar(f"GRU step portnn {backend} / torch eager nn.GRU", r["ratios"]["torch"], 2.0)
-        bar(f"GRU step portnn {backend} / torch eager nn.GRU, cpu", r.get("cpu_ratios", {}).get("torch"), 2.0)
-    return out
 
 
 def failed_bars(result: dict[str, Any]) -> list[dict]:

@@ -69,7 +69,16 @@ def _check_paths(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_paths(args)
     threads.use_threads(args.threads)
-    dtypes = parse_dtypes(args.dtype)
+    _check_combinations(args)
+    problem, reference, dtypes = _problem(args, parse_dtypes(args.dtype))
+    report, reference = _report(args, problem, reference, dtypes)
+    print(render(report))
+    _write(args, problem, reference, report, dtypes)
+    return 0 if report.passed else 1
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Options that contradict each other, refused before any work."""
     if args.against and (args.example or args.save_golden or args.epochs is not None):
         raise ValueError("--against takes the recipe, epochs and data from the golden file: "
                          "drop --example/--epochs/--save-golden")
@@ -77,35 +86,46 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--save-golden stores a NumPy reference computed here: drop --distributed/--check-dumps")
     if args.check_dumps and not args.against:
         raise ValueError("--check-dumps needs --against GOLDEN.npz (the reference the dumps are compared with)")
-    reference = None
-    if args.against:
-        problem, reference, _ = load_golden(args.against)
-        dtypes = tuple(d for d in dtypes if d in reference.final)
-        if not dtypes:
-            raise ValueError(f"--against {args.against}: the golden file holds only {', '.join(reference.final)}")
-    else:
-        problem = Problem.from_recipe(args.example or "seed", args.seed, args.epochs)
 
+
+def _problem(args: argparse.Namespace, dtypes: tuple[str, ...]) -> tuple[Problem, Reference | None, tuple[str, ...]]:
+    """The problem to train, the golden reference (--against) or None, and the dtypes both hold."""
+    if not args.against:
+        return Problem.from_recipe(args.example or "seed", args.seed, args.epochs), None, dtypes
+    problem, reference, _ = load_golden(args.against)
+    dtypes = tuple(d for d in dtypes if d in reference.final)
+    if not dtypes:
+        raise ValueError(f"--against {args.against}: the golden file holds only {', '.join(reference.final)}")
+    return problem, reference, dtypes
+
+
+def _report(args: argparse.Namespace, problem: Problem, reference: Reference | None,
+            dtypes: tuple[str, ...]) -> tuple[Report, Reference | None]:
+    """Train and compare: across MPI ranks, from dumps made elsewhere, or on this machine's backends."""
     if args.distributed is not None:
         from ..parity import distributed as distributed_parity  # MPI machinery, only when asked for
 
-        report = distributed_parity.from_args(args, problem, dtypes)
-    elif args.check_dumps:
+        return distributed_parity.from_args(args, problem, dtypes), reference
+    if args.check_dumps:
         assert reference is not None  # --check-dumps needs --against, checked above
-        report = _check_dumps(problem, reference, Path(args.check_dumps), args.tol)
+        return _check_dumps(problem, reference, Path(args.check_dumps), args.tol), reference
+    skipped: list[str] = []
+    if args.backends:
+        targets = parse_targets(args.backends, dtypes)
     else:
-        skipped: list[str] = []
-        if args.backends:
-            targets = parse_targets(args.backends, dtypes)
-        else:
-            targets, skipped = default_targets(dtypes)
-        if reference is None:
-            reference = compute_reference(problem, dtypes, args.trace)
-        report = run_parity(problem, targets, reference=reference, trace=args.trace, tol_override=args.tol)
-        report.skipped = skipped
-        if args.dump:
-            _dump(problem, report, Path(args.dump))
-    print(render(report))
+        targets, skipped = default_targets(dtypes)
+    if reference is None:
+        reference = compute_reference(problem, dtypes, args.trace)
+    report = run_parity(problem, targets, reference=reference, trace=args.trace, tol_override=args.tol)
+    report.skipped = skipped
+    if args.dump:
+        _dump(problem, report, Path(args.dump))
+    return report, reference
+
+
+def _write(args: argparse.Namespace, problem: Problem, reference: Reference | None, report: Report,
+           dtypes: tuple[str, ...]) -> None:
+    """--save-golden and --json."""
     if args.save_golden:
         command = ["portnn", "parity", "--example", problem.recipe.name, "--seed", str(problem.seed), "--dtype",
                    ",".join(dtypes), *(["--epochs", str(args.epochs)] if args.epochs is not None else []),
@@ -117,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(report.as_dict(), indent=1, allow_nan=False, default=str)
         checkpoint.atomic_write(args.json, lambda f: f.write(text.encode()))
         print(f"report written: {args.json}")
-    return 0 if report.passed else 1
 
 
 def _dump(problem: Problem, report: Report, folder: Path) -> None:

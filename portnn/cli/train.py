@@ -118,6 +118,27 @@ def _check_paths(args: argparse.Namespace) -> None:
         plot.require()  # matplotlib missing: say so now, not after training
 
 
+def _header(args: argparse.Namespace, recipe: recipes.Recipe, net: Sequential, resumed: bool,
+            run: tuple[Any, str, int, float], X_host: Any, test: Any, kwargs: dict[str, Any]) -> None:
+    """What is about to train: the recipe, the model's summary, where, how long, and the controls."""
+    device, dtype, epochs, lr = run
+    print(f"portnn train: {recipe.description}")
+    print(summary(net, X_host.shape[1:]))
+    if resumed:
+        print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
+    print(f"backend {args.backend}, device {device}, dtype {dtype}, {count(epochs, 'epoch')}, "
+          f"lr {getattr(net.optimizer, 'lr', lr) if resumed else lr}, seed {net.seed}, "
+          f"threads {threads.threads_note(args.backend)}")
+    if test is not None:
+        print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
+              "(never trained on)")
+    schedule, clip = kwargs.get("schedule", net.schedule), kwargs.get("clip_norm", net.clip_norm)
+    parts = [] if schedule is None else [f"schedule {schedule!r}" + (f" at t = {net.schedule_t}" if resumed else "")]
+    parts += [] if clip is None else [f"gradient clipping at global norm {clip:g}"]
+    if parts:
+        print(", ".join(parts))
+
+
 def run(args: argparse.Namespace) -> int:
     _check_paths(args)
     compile = compile_choice(args)
@@ -142,26 +163,11 @@ def run(args: argparse.Namespace) -> int:
     test = None if recipe.test_data is None else tuple(put(a) for a in recipe.test_data())
     batch_size = args.batch_size if args.batch_size is not None else net.info.get("batch_size", recipe.batch_size)
     lr = recipe.lr if args.lr is None else args.lr
-    print(f"portnn train: {recipe.description}")
-    print(summary(net, X_host.shape[1:]))
-    if resumed:
-        print(f"resuming {args.resume} at epoch {net.epoch} ({net.optimizer!r}, {net.loss!r})")
-    print(f"backend {args.backend}, device {device}, dtype {dtype}, {count(epochs, 'epoch')}, "
-          f"lr {getattr(net.optimizer, 'lr', lr) if resumed else lr}, seed {net.seed}, "
-          f"threads {threads.threads_note(args.backend)}")
-    if test is not None:
-        print(f"{X_host.shape[0]} training samples; val_* = the {test[0].shape[0]} held-out test samples "
-              "(never trained on)")
-
     # a fresh run's schedule spans the recipe's epochs (or more), so a later --resume continues the same one
-    controls = recipe.controls(max(epochs, recipe.epochs))
     kwargs: dict[str, Any] = {} if resumed else {"loss": recipe.loss(), "optimizer": recipe.optimizer(lr),
-                                                 "metrics": list(recipe.metrics) or None, **controls}
-    schedule, clip = kwargs.get("schedule", net.schedule), kwargs.get("clip_norm", net.clip_norm)
-    parts = [] if schedule is None else [f"schedule {schedule!r}" + (f" at t = {net.schedule_t}" if resumed else "")]
-    parts += [] if clip is None else [f"gradient clipping at global norm {clip:g}"]
-    if parts:
-        print(", ".join(parts))
+                                                 "metrics": list(recipe.metrics) or None,
+                                                 **recipe.controls(max(epochs, recipe.epochs))}
+    _header(args, recipe, net, resumed, (device, dtype, epochs, lr), X_host, test, kwargs)
     # the bar after the last header line, which is flushed first: tqdm draws on stderr (unbuffered) and its next
     # refresh (a carriage return) would overwrite a line printed after it
     sys.stdout.flush()

@@ -51,16 +51,11 @@ def optimizer_entries(state: OptState, params: list[dict[str, Any]]) -> tuple[di
     """The file's form of an optimizer state: host arrays 'optim/INDEX.NAME/SLOT' for the slots shaped like the
     parameters, and integer counters per parameter ('INDEX.NAME' -> {'step': t}) for the 0-d ones, both in the
     0.1.0 order (parameter by parameter, then slot), so a file is written entry for entry as that release did."""
-    trees = {slot: value for slot, value in state.items() if isinstance(value, list)}
+    slots = {slot: tree.flatten(value) for slot, value in state.items() if isinstance(value, list)}
     counts = {slot: int(host.to_numpy(value)) for slot, value in state.items() if not isinstance(value, list)}
-    arrays: dict[str, np.ndarray] = {}
-    counters: dict[str, dict[str, int]] = {}
-    for i, layer in enumerate(params):
-        for n in layer:
-            arrays.update({f"optim/{i}.{n}/{slot}": host.to_numpy(tree[i][n]) for slot, tree in trees.items()})
-            if counts:
-                counters[f"{i}.{n}"] = dict(counts)
-    return arrays, counters
+    keys = list(tree.flatten(params))
+    arrays = {f"optim/{key}/{slot}": host.to_numpy(flat[key]) for key in keys for slot, flat in slots.items()}
+    return arrays, ({key: dict(counts) for key in keys} if counts else {})
 
 
 def _training(net: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -94,6 +94,27 @@ class Archive:
                max_bytes: int | None = None) -> Header:
         """Read and check the .npy header of entry ``name`` (dtype one of ``dtypes``, the given ``shape`` or any
         1-d shape when None, data size equal to what the zip directory says), reading no data."""
+        info = self._entry(name)
+        found, fortran, dtype, offset = self._npy_header(name, info)
+        if dtype.hasobject:
+            raise Invalid(f"entry {name!r} holds Python objects (dtype {dtype}), which need pickle; portnn never "
+                          "unpickles")
+        if dtype not in dtypes:
+            raise Invalid(f"entry {name!r} has dtype {dtype.str}; expected {' or '.join(d.str for d in dtypes)}")
+        if shape is not None and tuple(found) != tuple(shape):
+            raise Invalid(f"entry {name!r} has shape {short(found)}; the architecture needs {shape}")
+        if shape is None and (len(found) != 1 or found[0] < 0):
+            raise Invalid(f"entry {name!r} has shape {short(found)}; expected one dimension")
+        header = Header(name, info, offset, dtype, tuple(found), fortran)
+        if header.offset + header.nbytes != info.file_size:
+            raise Invalid(f"entry {name!r} holds {info.file_size - header.offset} data bytes; its header "
+                          f"({dtype.str}, shape {short(found)}) needs {header.nbytes}")
+        if max_bytes is not None and header.nbytes > max_bytes:
+            raise Invalid(f"entry {name!r} holds {header.nbytes} bytes, more than the {max_bytes} read at most")
+        return header
+
+    def _entry(self, name: str) -> zipfile.ZipInfo:
+        """The zip directory's entry ``name``, if its compression, flags and sizes are ones portnn reads."""
         info = self.entries.get(name)
         if info is None:
             raise Invalid(f"entry {name!r} is missing")
@@ -106,6 +127,10 @@ class Archive:
                                               and info.compress_size != info.file_size):
             raise Invalid(f"entry {name!r}: the zip directory gives {info.compress_size} stored bytes for "
                           f"{info.file_size} bytes of data in a file of {self.size} bytes")
+        return info
+
+    def _npy_header(self, name: str, info: zipfile.ZipInfo) -> tuple[Any, bool, np.dtype, int]:
+        """(shape, fortran order, dtype, data offset) from the entry's .npy header, reading at most the header."""
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             with self._open(name, info) as stream:
@@ -122,22 +147,7 @@ class Archive:
                     raise
                 except ERRORS as err:
                     raise Invalid(f"entry {name!r} is not a readable .npy array: {err}") from err
-        if dtype.hasobject:
-            raise Invalid(f"entry {name!r} holds Python objects (dtype {dtype}), which need pickle; portnn never "
-                          "unpickles")
-        if dtype not in dtypes:
-            raise Invalid(f"entry {name!r} has dtype {dtype.str}; expected {' or '.join(d.str for d in dtypes)}")
-        if shape is not None and tuple(found) != tuple(shape):
-            raise Invalid(f"entry {name!r} has shape {short(found)}; the architecture needs {shape}")
-        if shape is None and (len(found) != 1 or found[0] < 0):
-            raise Invalid(f"entry {name!r} has shape {short(found)}; expected one dimension")
-        header = Header(name, info, bounded.pos, dtype, tuple(found), fortran)
-        if header.offset + header.nbytes != info.file_size:
-            raise Invalid(f"entry {name!r} holds {info.file_size - header.offset} data bytes; its header "
-                          f"({dtype.str}, shape {short(found)}) needs {header.nbytes}")
-        if max_bytes is not None and header.nbytes > max_bytes:
-            raise Invalid(f"entry {name!r} holds {header.nbytes} bytes, more than the {max_bytes} read at most")
-        return header
+        return found, fortran, dtype, bounded.pos
 
     def reserve(self, headers: list[Header]) -> None:
         """Refuse, before any is read, deflated entries that together expand past what the file's size allows."""

@@ -18,11 +18,16 @@ def scalar(value: float, x: Array, xp: Any) -> Array:
     return xp.full((), value, dtype=x.dtype, device=array_api_compat.device(x))
 
 
+def sigmoid(x: Array, xp: Any) -> Array:
+    """1 / (1 + exp(-x)) as (1 + tanh(x/2)) / 2, which cannot overflow: the one sigmoid (Sigmoid, SiLU, GRU, LSTM)."""
+    return 0.5 + 0.5 * xp.tanh(0.5 * x)
+
+
 class Sigmoid(Layer):
-    """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2, which cannot overflow; any shape, kept."""
+    """y = 1 / (1 + exp(-x)) (``sigmoid``); any shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
-        y = 0.5 + 0.5 * ctx.xp.tanh(0.5 * x)
+        y = sigmoid(x, ctx.xp)
         return y, y
 
     def backward(self, params: dict[str, Array], y: Array, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:

@@ -7,12 +7,20 @@ gradients and ``windows.fold``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..array.types import Array
 from . import windows
 from .affine import _Affine
 from .layer import Context, Grads
+
+
+class Saved(NamedTuple):
+    """What Conv2D's forward keeps for backward."""
+
+    cols: Array  # (N, C*K, P): the input's windows, for dW
+    input_shape: tuple[Any, ...]  # (N, C, H, W); N is None while ONNX traces a symbolic batch
+    output_hw: tuple[int, int]  # (OH, OW)
 
 
 class Conv2D(_Affine):
@@ -61,11 +69,11 @@ class Conv2D(_Affine):
         y = xp.reshape(params["weight"], (self.out_channels, c * k)) @ cols  # (N, O, P)
         if self.bias:
             y = y + params["bias"][:, None]
-        return xp.reshape(y, (-1, self.out_channels, oh, ow)), (cols, (n, c, h, w), (oh, ow))
+        return xp.reshape(y, (-1, self.out_channels, oh, ow)), Saved(cols, (n, c, h, w), (oh, ow))
 
-    def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
+    def backward(self, params: dict[str, Array], saved: Saved, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         xp = ctx.xp
-        cols, (n, c, h, w), (oh, ow) = saved
+        cols, (n, c, h, w), (oh, ow) = saved.cols, saved.input_shape, saved.output_hw
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         dy = xp.reshape(dy, (n, self.out_channels, oh * ow))
         dw = xp.tensordot(dy, cols, axes=([0, 2], [0, 2]))  # (O, C*K)

@@ -12,7 +12,7 @@ from ..array import host
 from ..array.placement import dtype_label
 from ..array.types import Array, Namespace
 from ..array.validation import Integer, Optional
-from .activations import scalar
+from .activations import scalar, sigmoid
 from .layer import Context
 
 LOSSES: dict[str, type[Loss]] = {}  # every public Loss subclass by class name (checkpoints rebuild it)
@@ -37,6 +37,11 @@ class Loss:
 
     def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
         """Raise ValueError if the values of ``y`` cannot be targets (called once per fit/evaluate, not per step)."""
+
+    def takes_labels(self, y_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+        """Whether targets of ``y_shape`` are integer class labels (kept as integers, never cast to the model's
+        float dtype) rather than values of the outputs' shape. None of the regression losses take labels."""
+        return False
 
     def _in_unit_interval(self, y: Array, xp: Namespace, what: str) -> None:
         """ValueError unless every value of ``y`` lies in [0, 1] (one host read of its range)."""
@@ -113,9 +118,13 @@ class SoftmaxCrossEntropy(Loss):
                              f"{tuple(out_shape)}); a softmax needs at least 2 classes: for one output use "
                              "BinaryCrossEntropy")
 
+    def takes_labels(self, y_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+        """Labels (N, ...) for logits (N, ..., k); targets of the logits' own shape are one-hot probabilities."""
+        return len(y_shape) == len(out_shape) - 1
+
     def check_targets(self, y: Array, out_shape: tuple[int, ...], xp: Namespace) -> None:
         k = out_shape[-1]
-        if y.ndim == len(out_shape):  # one-hot or soft targets: probabilities
+        if not self.takes_labels(tuple(y.shape), out_shape):  # one-hot or soft targets: probabilities
             self._in_unit_interval(y, xp, "one-hot targets y")
             return
         if not xp.isdtype(y.dtype, "integral"):  # bool or float labels would be silently cast or one-hot wrongly
@@ -174,4 +183,4 @@ class BinaryCrossEntropy(Loss):
         n = 1
         for s in z.shape:
             n *= s
-        return (0.5 + 0.5 * ctx.xp.tanh(0.5 * z) - target) / float(n)  # (sigmoid(z) - y) / n
+        return (sigmoid(z, ctx.xp) - target) / float(n)

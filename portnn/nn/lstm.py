@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..array.types import Array
+from .activations import sigmoid
 from .layer import Context
-from .recurrent import _Recurrent, sigmoid
+from .recurrent import _Recurrent
 from .scan import scan
 
 

@@ -9,7 +9,7 @@ dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)), with dx_h
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..array import random as host_random
 from ..array.types import Array
@@ -22,6 +22,16 @@ def _normalised_backward(dx_hat: Array, x_hat: Array, inv_std: Array, axes: tupl
     mean_dx_hat = xp.mean(dx_hat, axis=axes, keepdims=True)
     mean_dx_hat_x_hat = xp.mean(dx_hat * x_hat, axis=axes, keepdims=True)
     return inv_std * (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat)
+
+
+class Saved(NamedTuple):
+    """What BatchNorm's forward keeps for backward and update_state."""
+
+    x_hat: Array  # the normalised input
+    inv_std: Array  # 1 / sqrt(var + eps), per channel
+    mean: Array  # the statistics used: the batch's in training, the running ones in inference
+    var: Array
+    per_channel: int | None  # values per channel over the (global) batch; None in inference
 
 
 class _BatchNorm(Layer):
@@ -89,11 +99,11 @@ class _BatchNorm(Layer):
         x_hat = centred * inv_std
         y = x_hat * self._channels(params["weight"], x.ndim, xp) + self._channels(params["bias"], x.ndim, xp) \
             if self.affine else x_hat
-        return y, (x_hat, inv_std, mean, var, count)
+        return y, Saved(x_hat, inv_std, mean, var, count)
 
-    def backward(self, params: dict[str, Array], saved: Any, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
+    def backward(self, params: dict[str, Array], saved: Saved, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
         xp, axes = ctx.xp, (0, *range(2, dy.ndim))
-        x_hat, inv_std, _, _, _ = saved
+        x_hat, inv_std = saved.x_hat, saved.inv_std
         grads = {"weight": xp.sum(dy * x_hat, axis=axes), "bias": xp.sum(dy, axis=axes)} if self.affine else {}
         if not ctx.need_dx:
             return None, grads
@@ -104,15 +114,17 @@ class _BatchNorm(Layer):
         if sync is None:
             return _normalised_backward(dx_hat, x_hat, inv_std, axes, xp), grads
         # the two means over the global batch, in this rank's gradient scale (dy here = global dy / weight)
-        _, _, _, _, count = saved
+        count = saved.per_channel
+        assert count is not None  # training
         local = xp.concat([xp.sum(dx_hat, axis=axes, keepdims=True), xp.sum(dx_hat * x_hat, axis=axes, keepdims=True)])
         means = sync.total(local * sync.weight) / (count * sync.weight)
         return inv_std * (dx_hat - means[0:1, ...] - x_hat * means[1:2, ...]), grads
 
-    def update_state(self, params: dict[str, Array], saved: Any, ctx: Context) -> dict[str, Array]:
+    def update_state(self, params: dict[str, Array], saved: Saved, ctx: Context) -> dict[str, Array]:
         """Running statistics: (1 - momentum) * running + momentum * batch, with the unbiased batch variance."""
         xp, m = ctx.xp, self.momentum
-        _, _, mean, var, count = saved
+        mean, var, count = saved.mean, saved.var, saved.per_channel
+        assert count is not None  # called after a training forward
         unbiased = xp.reshape(var, (self.features,)) * (count / (count - 1))
         return {"running_mean": (1.0 - m) * params["running_mean"] + m * xp.reshape(mean, (self.features,)),
                 "running_var": (1.0 - m) * params["running_var"] + m * unbiased}

@@ -28,11 +28,6 @@ from .layer import Context, Grads, Layer
 NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # one direction's parameters, in torch's order
 
 
-def sigmoid(a: Array, xp: Any) -> Array:
-    """1 / (1 + exp(-a)) as (1 + tanh(a/2)) / 2, which cannot overflow (as portnn's Sigmoid)."""
-    return 0.5 + 0.5 * xp.tanh(0.5 * a)
-
-
 def rows(a: Array, xp: Any) -> Array:
     """(..., k) -> (rows, k)."""
     return xp.reshape(a, (-1, a.shape[-1]))

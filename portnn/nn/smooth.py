@@ -11,17 +11,13 @@ from typing import Any
 
 from ..array.types import Array
 from ..array.validation import FINITE, POSITIVE
-from .activations import scalar
+from .activations import scalar, sigmoid
 from .layer import Context, Grads, Layer
 
 _GELU_C = math.sqrt(2.0 / math.pi)  # sqrt(2/pi), torch's kBeta
 _GELU_K = 0.044715  # torch's kKappa
 _GELU_CLIP = 10.0  # tanh(sqrt(2/pi) (10 + 0.044715 * 10^3)) = tanh(43.0...) is exactly 1 in float64 and float32
 
-
-def _sigmoid(z: Array, xp: Any) -> Array:
-    """1 / (1 + exp(-z)) as (1 + tanh(z/2)) / 2, which cannot overflow (as portnn's Sigmoid)."""
-    return 0.5 + 0.5 * xp.tanh(0.5 * z)
 
 
 class GELU(Layer):
@@ -51,7 +47,7 @@ class SiLU(Layer):
     shape, kept."""
 
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Any]:
-        s = _sigmoid(x, ctx.xp)
+        s = sigmoid(x, ctx.xp)
         y = x * s
         return y, (x, s)
 
@@ -85,7 +81,7 @@ class Softplus(Layer):
             return None, {}
         bx, linear = saved
         # dy/dx = sigmoid(beta x), and 1 where the layer is linear
-        return ctx.xp.where(linear, dy, dy * _sigmoid(bx, ctx.xp)), {}
+        return ctx.xp.where(linear, dy, dy * sigmoid(bx, ctx.xp)), {}
 
     def config(self) -> dict[str, Any]:
         return {"beta": self.beta, "threshold": self.threshold}

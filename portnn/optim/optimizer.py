@@ -54,9 +54,8 @@ class Optimizer(Checked):
 
     def update(self, params: Params, grads: Params, state: OptState, lr: Any = None) -> tuple[Params, OptState]:
         """(new parameters, new state) for one step; the inputs are left untouched. ``lr`` (a Python float or a
-        0-d float64 array: a schedule's rate for this step) replaces ``self.lr`` for this step; it is passed only
-        when a schedule is in use, so an optimizer without schedules may leave it out. Subclasses implement
-        ``_update``; a tree that does not fit is then named by ``_check_trees``."""
+        0-d array: a schedule's rate for this step) replaces ``self.lr`` for this step (None: ``self.lr``).
+        Subclasses implement ``_update``; a tree that does not fit is then named by ``_check_trees``."""
         try:
             return self._update(params, grads, state, getattr(self, "lr", None) if lr is None else lr)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):

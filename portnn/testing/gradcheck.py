@@ -38,7 +38,8 @@ def gradcheck(value: Callable[[dict[str, np.ndarray]], float], inputs: dict[str,
 def gradcheck_layer(layer: Layer, x: np.ndarray, xp: Namespace, device: Device, *,
                     params: dict[str, np.ndarray] | None = None, eps: float = 1e-6, seed: int = 0) -> float:
     """Max scaled error of dL/dx and every dL/dparam of ``layer`` for L = sum(layer(x) * R) with a fixed random R,
-    in float64 on ``xp``/``device``; ``params`` default to ``layer.init`` drawn from ``seed``."""
+    in float64 on ``xp``/``device``; ``params`` default to ``layer.init`` drawn from ``seed``. A layer that takes
+    integer ids (``integer_input``, as Embedding) is checked on its parameters only, its ids kept as given."""
     ctx = Context(xp, device, xp.float64, training=True, key=(seed, 0, 0, 0))
     rng = np.random.default_rng(seed)
     start = {k: np.asarray(v, dtype=np.float64) for k, v in (params or layer.init(rng)).items()}
@@ -46,17 +47,21 @@ def gradcheck_layer(layer: Layer, x: np.ndarray, xp: Namespace, device: Device, 
     def put(values: dict[str, np.ndarray]) -> dict[str, Array]:
         return {k: host.from_numpy(v, xp, device=device, dtype=xp.float64) for k, v in values.items()}
 
-    inputs = {"x": np.asarray(x, dtype=np.float64), **start}
-    y, saved = layer.forward(put(start), put({"x": inputs["x"]})["x"], ctx)
+    ids = layer.integer_input
+    x_fixed = host.from_numpy(np.asarray(x), xp, device=device, dtype=None) if ids else None
+    inputs = start if ids else {"x": np.asarray(x, dtype=np.float64), **start}
+
+    def run(values: dict[str, np.ndarray]) -> tuple[Array, Any]:
+        arrays = put(values)
+        return layer.forward({k: arrays[k] for k in start}, x_fixed if ids else arrays["x"], ctx)
+
+    y, saved = run(inputs)
     r = host.from_numpy(rng.standard_normal(tuple(y.shape)), xp, device=device, dtype=xp.float64)
     dx, grads = layer.backward(put(start), saved, r, ctx)
-
-    def value(values: dict[str, np.ndarray]) -> float:
-        arrays = put(values)
-        out, _ = layer.forward({k: arrays[k] for k in start}, arrays["x"], ctx)
-        return host.to_float(xp.sum(out * r))
-
-    return gradcheck(value, inputs, {"x": dx, **grads}, eps)
+    if ids and dx is not None:
+        raise AssertionError(f"{layer!r} takes integer ids, which have no gradient, but its backward gave dx")
+    return gradcheck(lambda values: host.to_float(xp.sum(run(values)[0] * r)), inputs,
+                     grads if ids else {"x": dx, **grads}, eps)
 
 
 def gradcheck_loss(loss: Loss, yhat: np.ndarray, y: np.ndarray, xp: Namespace, device: Device, *,

@@ -87,6 +87,33 @@ def generate(model: Sequential, prompt_ids: Any, steps: int, *, greedy: bool = T
     top_k = Optional(Integer(1))(top_k, "top_k", WHERE)
     seed = INDEX(seed, "seed", WHERE)
     Choice(True, False, "auto")(compile, "compile", WHERE)
+    xp, device, ids, width, vocab = _prompt(model, prompt_ids, steps, top_k)
+    p = model.place(xp, device, ids)
+    if steps == 0:
+        return ids
+    n, t = (int(d) for d in ids.shape)
+    use = policy(p, compile).compiler
+    fixed = use.compiles and all(causal(layer) for layer in model.layers)  # eager: the exact context is cheaper
+    sampling = (greedy, temperature, top_k, seed)
+    key = ("generate", signature(model.layers), p.describe(), str(p.device), use.method, t, steps, width, fixed,
+           *sampling)
+    run = model._compiled.get(key)
+    if run is None:
+        run = model._compiled[key] = _runner(model, compile, use, fixed, (xp, device), (n, t, steps, width, vocab),
+                                             sampling)
+    counter = xp.zeros((), dtype=widest(xp, "int64", xp.int32), device=device)
+    start = (xp.concat([ids, xp.zeros((n, steps), dtype=ids.dtype, device=device)], axis=1), counter,
+             xp.ones((), dtype=xp.bool, device=device))
+    result, _, ok = run(model.params, model.state, start)
+    if not host.to_bool(ok):
+        raise FloatingPointError(f"{WHERE}: the model's logits are not finite (nan or inf) for some of the prompts; "
+                                 "these ids overflow the model's arithmetic")
+    return result
+
+
+def _prompt(model: Sequential, prompt_ids: Any, steps: int, top_k: int | None) -> tuple[Any, Any, Array, int, int]:
+    """(xp, device, ids, window width, vocabulary size) of a checked prompt: integer ids (N, T >= 1) in range for
+    the model's Embedding, and a model that maps them to next-id logits (N, T, V)."""
     xp, device, arrays = inputs.resolve(model, {"prompt_ids": prompt_ids}, WHERE)
     ids = arrays["prompt_ids"]
     if ids.ndim != 2 or ids.shape[1] < 1 or not xp.isdtype(ids.dtype, "integral"):
@@ -105,64 +132,56 @@ def generate(model: Sequential, prompt_ids: Any, steps: int, *, greedy: bool = T
     if top_k is not None and top_k > vocab:
         raise ValueError(f"{WHERE}: top_k must be at most the vocabulary size {vocab}, got {top_k}")
     inputs.first_input(model, ids, xp, WHERE)  # ids in [0, V) of the Embedding
-    p = model.place(xp, device, ids)
-    if steps == 0:
-        return ids
-    use = policy(p, compile).compiler
-    fixed = use.compiles and all(causal(layer) for layer in model.layers)  # eager: the exact context is cheaper
-    key = ("generate", signature(model.layers), p.describe(), str(p.device), use.method, t, steps, width, fixed,
-           greedy, temperature, top_k, seed)
-    run = model._compiled.get(key)
-    if run is None:
-        forward, total = model._inference(compile), t + steps
+    return xp, device, ids, width, vocab
 
-        def token(w: int) -> Any:
-            """The step on a window of ``w`` ids: the logits at the last id, the next id written after it."""
-            def step(params: Params, state: Params, carry: Carry) -> Carry:
-                buffer, i, ok = carry
-                length = i + t  # ids so far (a 0-d array: one trace serves every step)
-                start = xp.maximum(length - w, 0)
-                window = xp.take(buffer, start + xp.arange(w, dtype=i.dtype, device=device), axis=1)
-                logits = forward(params, state, window)  # (N, w, V)
-                last = xp.take(logits, xp.reshape(length - 1 - start, (1,)), axis=1)[:, 0, :]  # (N, V)
-                ok = ok & xp.all(xp.isfinite(last))
-                if not greedy:
-                    if top_k is not None:
-                        kth = xp.sort(last, axis=-1, descending=True)[:, top_k - 1:top_k]
-                        last = xp.where(last >= kth, last, -xp.inf)
-                    last = last + temperature * gumbel(seed, i, (n, vocab), last.dtype, xp, device)
-                chosen = xp.astype(xp.argmax(last, axis=-1), buffer.dtype)
-                column = xp.arange(total, dtype=i.dtype, device=device) == length
-                return xp.where(column, chosen[:, None], buffer), i + 1, ok
 
-            return step
+def _runner(model: Sequential, compile: bool | str, use: Any, fixed: bool, where: tuple[Any, Any],
+            sizes: tuple[int, int, int, int, int], sampling: tuple[bool, float, int | None, int]) -> Any:
+    """run(params, state, (buffer, i, ok)) -> the same carry after every step: one compiled scan over a fixed window
+    (``fixed``), else one function per context width until the window is full."""
+    xp, device = where
+    n, t, steps, width, vocab = sizes
+    greedy, temperature, top_k, seed = sampling
+    limit = max_length(model)
+    forward, total = model._inference(compile), t + steps
 
-        if fixed:  # one window width: every step one compiled scan
-            one = token(width)
+    def token(w: int) -> Any:
+        """The step on a window of ``w`` ids: the logits at the last id, the next id written after it."""
+        def step(params: Params, state: Params, carry: Carry) -> Carry:
+            buffer, i, ok = carry
+            length = i + t  # ids so far (a 0-d array: one trace serves every step)
+            start = xp.maximum(length - w, 0)
+            window = xp.take(buffer, start + xp.arange(w, dtype=i.dtype, device=device), axis=1)
+            logits = forward(params, state, window)  # (N, w, V)
+            last = xp.take(logits, xp.reshape(length - 1 - start, (1,)), axis=1)[:, 0, :]  # (N, V)
+            ok = ok & xp.all(xp.isfinite(last))
+            if not greedy:
+                if top_k is not None:
+                    kth = xp.sort(last, axis=-1, descending=True)[:, top_k - 1:top_k]
+                    last = xp.where(last >= kth, last, -xp.inf)
+                last = last + temperature * gumbel(seed, i, (n, vocab), last.dtype, xp, device)
+            chosen = xp.astype(xp.argmax(last, axis=-1), buffer.dtype)
+            column = xp.arange(total, dtype=i.dtype, device=device) == length
+            return xp.where(column, chosen[:, None], buffer), i + 1, ok
 
-            def every(params: Params, state: Params, carry: Carry) -> Carry:
-                return use.scan(lambda c, _x: (one(params, state, c), None), carry, None, steps)[0]
+        return step
 
-            run = use.jit(every)
-        else:  # the exact context: one function per width, until the window is full
-            widths = {w: use.jit(token(w)) for w in dict.fromkeys(min(t + s, limit or total) for s in range(steps))}
+    if fixed:  # one window width: every step one compiled scan
+        one = token(width)
 
-            def loop(params: Params, state: Params, carry: Carry) -> Carry:
-                for s in range(steps):
-                    carry = widths[min(t + s, limit or total)](params, state, carry)
-                return carry
+        def every(params: Params, state: Params, carry: Carry) -> Carry:
+            return use.scan(lambda c, _x: (one(params, state, c), None), carry, None, steps)[0]
 
-            run = loop
+        return use.jit(every)
+    # the exact context: one function per width, until the window is full
+    widths = {w: use.jit(token(w)) for w in dict.fromkeys(min(t + s, limit or total) for s in range(steps))}
 
-        model._compiled[key] = run
-    counter = xp.zeros((), dtype=widest(xp, "int64", xp.int32), device=device)
-    start = (xp.concat([ids, xp.zeros((n, steps), dtype=ids.dtype, device=device)], axis=1), counter,
-             xp.ones((), dtype=xp.bool, device=device))
-    result, _, ok = run(model.params, model.state, start)
-    if not host.to_bool(ok):
-        raise FloatingPointError(f"{WHERE}: the model's logits are not finite (nan or inf) for some of the prompts; "
-                                 "these ids overflow the model's arithmetic")
-    return result
+    def loop(params: Params, state: Params, carry: Carry) -> Carry:
+        for s in range(steps):
+            carry = widths[min(t + s, limit or total)](params, state, carry)
+        return carry
+
+    return loop
 
 
 def gumbel(seed: int, step: Any, shape: tuple[int, int], dtype: Any, xp: Any, device: Any) -> Array:

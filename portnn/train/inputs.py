@@ -121,7 +121,7 @@ def _checked(net: Any, X: Any, y: Any, loss: Loss, where: str, validation: tuple
         first_input(net, xa, xp, where if xn == "X" else f"{where} ({xn})")
         loss.check(out_shape, tuple(ya.shape))
         loss.check_targets(ya, out_shape, xp)
-        labels[yn] = not xp.isdtype(ya.dtype, "real floating") and ya.ndim < len(out_shape)  # class labels
+        labels[yn] = loss.takes_labels(tuple(ya.shape), out_shape)
     if streams:
         p = net.placement
         ids = bool(net.layers) and net.layers[0].integer_input and xp.isdtype(arrays["X"].dtype, "integral")

@@ -98,8 +98,6 @@ class Step:
         assert self.optimizer is not None, "Step.apply needs an optimizer"
         if self.clip_norm is not None:
             grads = clip_by_global_norm(grads, self.clip_norm, xp=self.training.xp, device=self.training.device)[0]
-        if lr is None:  # an optimizer written for 0.1.0 takes no lr: only schedules pass one
-            return self.optimizer.update(params, grads, opt_state)
         return self.optimizer.update(params, grads, opt_state, lr)
 
     def __call__(self, params: Params, state: Params, opt_state: OptState, x: Array, y: Array,

@@ -116,3 +116,4 @@ def test_need_dx_false_gives_no_dx_and_the_same_grads(case64, name: str) -> None
     assert set(first) == set(grads)
     for k, g in grads.items():
         np.testing.assert_array_equal(to_numpy(first[k]), to_numpy(g))
+

@@ -40,8 +40,8 @@ def test_observed_run_is_exactly_a_plain_fit(backend: str, device: str) -> None:
 class TamperedSGD(SGD):
     """SGD that, on array_api_strict only, nudges layer 2's weight by 1e-9 at step 7 (a planted parity bug)."""
 
-    def update(self, params, grads, state):
-        new, state = super().update(params, grads, state)
+    def update(self, params, grads, state, lr=None):
+        new, state = super().update(params, grads, state, lr)
         self.steps = getattr(self, "steps", 0) + 1
         w = new[2]["weight"]
         if self.steps == 7 and array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(w)):

@@ -1,7 +1,8 @@
 """predict(X, batch_size=) and evaluate(..., batch_size=) (issue 23, item 11): the forward pass on that many rows at
 a time gives the outputs of one batch up to rounding (BLAS sums a matrix product in another order for another number
-of rows: measured at most 2.7e-15 in float64, 1.4e-6 absolute and 5.1e-7 relative in float32), and memory is bounded by a batch, not by X; a
-model remembers one sample's shape from fit and predict (item 12), so summary() and export_onnx need none."""
+of rows: measured at most 2.7e-15 in float64, 1.4e-6 absolute and 5.1e-7 relative in float32), and memory is
+bounded by a batch, not by X; a model remembers one sample's shape from fit and predict (item 12), so summary() and
+export_onnx need none."""
 
 from __future__ import annotations
 

@@ -122,10 +122,10 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_last_good_weights(case)
     snapshots: list[dict[str, np.ndarray]] = []
 
     class Recording(portnn.SGD):
-        def update(self, params, grads, state):
+        def update(self, params, grads, state, lr=None):
             snapshots.append({f"{i}.{n}": portnn.to_numpy(p) for i, layer in enumerate(params)
                               for n, p in layer.items()})
-            return super().update(params, grads, state)
+            return super().update(params, grads, state, lr)
 
     with pytest.raises(FloatingPointError, match=r"loss is (inf|nan) at epoch \d+, batch \d+") as info:
         net.fit(X, y, optimizer=Recording(1e6), epochs=20, compile=False)  # the recording reads the host

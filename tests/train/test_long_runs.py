@@ -48,7 +48,7 @@ def test_a_run_of_ten_billion_epochs_plans_in_constant_memory(length: dict, comp
         xp, device = backends.load("jax")
         net.to(xp, device)
         X, y = xp.asarray(X, device=device), xp.asarray(y, device=device)
-    history, peak, seconds = _fit(net, X, y, compile=compile, **length)
+    history, peak, _seconds = _fit(net, X, y, compile=compile, **length)
     assert len(history) == 3  # stopped by the callback after 3 epochs
     assert net.schedule_t == 3 * (4 if "batch_size" in length else 1)
     assert peak < 64 << 20, f"{peak / 2**20:.1f} MiB traced"  # measured: well under 10 MiB (compiling included)
