@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from portnn import backends, host
+from portnn.array import tree as portnn_tree
 from portnn.array.placement import widest
 
 # the matrix runs JAX with x64 (float64 rows) unless the run asks for JAX's defaults: JAX_ENABLE_X64=0 (ci/test runs
@@ -48,6 +49,10 @@ class Case:
         """Host data on this case's backend/device; ``dtype='model'`` uses the case dtype, None keeps the data's."""
         return host.from_numpy(np.asarray(data), self.xp, device=self.device,
                                dtype=self.dtype if dtype == "model" else dtype)
+
+    def tree(self, tree: Any) -> Any:
+        """A host tree (parameters: a list of {name: array}; optimizer slots) on this case, in the case dtype."""
+        return portnn_tree.map(self.asarray, tree)
 
     def tol(self, recipe: str = "") -> float:
         return self.backend.tol(self.dtype_name, recipe)

@@ -172,6 +172,7 @@ class Trainer:
         scheduled, per_step, local = self.rates.schedule is not None, self.per_step, self.local
         update = step.apply if step.clip_norm is not None or scheduled else step.optimizer.update  # type: ignore[union-attr]
         to_float, isfinite, full = host.to_float, math.isfinite, plan.per_epoch
+        whole = (self.data.whole(),) if plan.full_batch else None  # full batch: the same one batch every epoch
         done: list[Any] = []
         try:
             for k in range(e, stop):
@@ -179,7 +180,7 @@ class Trainer:
                 lrs = self.rates.epoch(t, count) if scheduled else None
                 losses: list[tuple[float, int]] = []
                 counts = None  # the metric counts summed on the device, read once at the end of the epoch
-                for b, (xb, yb) in enumerate(source.batches(self.data, plan, k)):
+                for b, (xb, yb) in enumerate(whole or source.batches(self.data, plan, k)):
                     if b == count:
                         break
                     if local:

@@ -28,8 +28,6 @@ DEFAULT_DECAYED = {(0, "weight"), (2, "0.weight"), (4, "weight_ih"), (4, "weight
                    (6, "out_proj_weight")}
 
 
-def _put(tree, case):
-    return [{n: case.asarray(v) for n, v in layer.items()} for layer in tree]
 
 
 def _keys() -> list[tuple[int, str]]:
@@ -51,11 +49,11 @@ def _torch_run(make_opt, groups: dict[str, set] | None = None) -> dict[tuple[int
 
 def _ours(opt, case, steps: int = 100, lr=None):
     opt.bind(LAYERS)
-    params = _put(START, case)
+    params = case.tree(START)
     state = opt.init_state(params, case.xp, case.device)
     for grads in GRADS[:steps]:
-        params, state = opt.update(params, _put(grads, case), state) if lr is None else \
-            opt.update(params, _put(grads, case), state, lr)
+        params, state = opt.update(params, case.tree(grads), state) if lr is None else \
+            opt.update(params, case.tree(grads), state, lr)
     return params, state
 
 
@@ -118,7 +116,7 @@ def test_qualified_names_follow_nesting() -> None:
 
 def test_adamw_must_be_bound_to_the_model_it_updates(numpy64) -> None:
     opt = portnn.AdamW()
-    params = _put(START, numpy64)
+    params = numpy64.tree(START)
     state = opt.init_state(params, numpy64.xp, numpy64.device)
     with pytest.raises(RuntimeError, match=r"AdamW.update: which parameters decay depends on their layers; call "
                                            r"bind\(model layers\) first"):
@@ -160,7 +158,7 @@ MAKERS = {"adamw": lambda: portnn.AdamW(0.01, weight_decay=0.1),
 @pytest.mark.parametrize("name", MAKERS)
 def test_update_is_pure_and_keeps_dtype(case, name: str) -> None:
     opt = MAKERS[name]().bind(LAYERS)
-    params, grads = _put(START, case), _put(GRADS[0], case)
+    params, grads = case.tree(START), case.tree(GRADS[0])
     state = opt.init_state(params, case.xp, case.device)
     before = [{n: portnn.to_numpy(a) for n, a in layer.items()} for layer in params]
     new, new_state = opt.update(params, grads, state)

@@ -21,8 +21,6 @@ NORM = float(np.sqrt(sum(np.sum(g * g) for layer in GRADS for g in layer.values(
 MAX_NORMS = {"clipped": 1.0, "just-clipped": NORM * 0.999, "not-clipped": 100.0}
 
 
-def _put(tree: list[dict[str, np.ndarray]], case: Any) -> list[dict[str, Any]]:
-    return [{n: case.asarray(v) for n, v in layer.items()} for layer in tree]  # 0-d entries too (tests/array)
 
 
 def _host(tree: list[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
@@ -45,7 +43,7 @@ def torch_reference(grads: list[dict[str, np.ndarray]], max_norm: float) -> tupl
 def test_equals_torch_clip_grad_norm(case64, which: str) -> None:
     max_norm = MAX_NORMS[which]
     expected, expected_norm = torch_reference(GRADS, max_norm)
-    clipped, norm = clip_by_global_norm(_put(GRADS, case64), max_norm)
+    clipped, norm = clip_by_global_norm(case64.tree(GRADS), max_norm)
     assert norm.shape == ()
     # measured: the norm equal bit for bit on numpy, array-api-strict, torch and jax
     np.testing.assert_allclose(portnn.to_numpy(norm), expected_norm, rtol=1e-12, atol=0)
@@ -63,7 +61,7 @@ def test_equals_torch_clip_grad_norm(case64, which: str) -> None:
 
 
 def test_is_pure_and_keeps_dtype_and_device(case) -> None:
-    grads = _put(GRADS, case)
+    grads = case.tree(GRADS)
     before = _host(grads)
     clipped, norm = clip_by_global_norm(grads, 1.0)
     for layer, ref in zip(_host(grads), before, strict=True):  # the input is untouched
@@ -93,7 +91,7 @@ def test_under_jax_jit_equals_eager(dtype: str) -> None:
 
     case = _case("jax", "cpu", dtype)
     for max_norm in (1.0, 100.0):
-        grads = _put(GRADS, case)
+        grads = case.tree(GRADS)
         traces: list[float] = []
 
         def clip(g: Any, max_norm: float = max_norm, traces: list[float] = traces) -> Any:

@@ -28,8 +28,6 @@ CONFIGS = {
 }
 
 
-def _put(tree: list[dict], case) -> list[dict]:
-    return [{n: case.asarray(v) for n, v in layer.items()} for layer in tree]
 
 
 def _named(tree) -> dict:
@@ -62,10 +60,10 @@ def test_equals_torch_optim(case64, name: str) -> None:
     make, kind, kwargs = CONFIGS[name]
     expected = torch_reference(kind, kwargs)
     opt = make()
-    params = _put(START, case64)
+    params = case64.tree(START)
     state = opt.init_state(params, case64.xp, case64.device)
     for grads in GRADS:
-        params, state = opt.update(params, _put(grads, case64), state)
+        params, state = opt.update(params, case64.tree(grads), state)
     assert [sorted(layer) for layer in params] == [sorted(layer) for layer in SHAPES]
     assert sorted(_named(params)) == sorted(expected)
     for k, p in _named(params).items():
@@ -76,7 +74,7 @@ def test_equals_torch_optim(case64, name: str) -> None:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_update_is_pure_and_keeps_dtype_and_device(case, name: str) -> None:
     opt = CONFIGS[name][0]()
-    params, grads = _put(START, case), _put(GRADS[0], case)
+    params, grads = case.tree(START), case.tree(GRADS[0])
     state = opt.init_state(params, case.xp, case.device)
     inputs = {"params": params, "grads": grads, "state": state}
     before = {what: {k: portnn.to_numpy(a) for k, a in _named(tree).items()} for what, tree in inputs.items()}
@@ -98,7 +96,7 @@ def test_update_is_pure_and_keeps_dtype_and_device(case, name: str) -> None:
 
 @pytest.mark.parametrize("make", [portnn.Adam, lambda: portnn.SGD(0.1, momentum=0.9)], ids=["adam", "sgd-momentum"])
 def test_update_without_state_names_the_parameter(numpy64, make) -> None:
-    params = _put(START, numpy64)
+    params = numpy64.tree(START)
     with pytest.raises(KeyError, match=r"no state for parameter \(0, 'weight'\); create it with init_state"):
         make().update(params, params, {})
     opt = make()
@@ -115,7 +113,7 @@ def test_update_with_mismatched_trees_names_them(numpy64, make) -> None:
     """Gradients or state of another model, or the 0.1.0 flat layout, are refused with an error naming them (the
     structure is checked when an update fails, so a correct step pays nothing for the check)."""
     opt = make()
-    params = _put(START, numpy64)
+    params = numpy64.tree(START)
     state = opt.init_state(params, numpy64.xp, numpy64.device)
     with pytest.raises(KeyError, match=r"no gradient for parameter \(0, 'bias'\)"):
         opt.update(params, [{"weight": params[0]["weight"]}, {}, params[2]], state)
@@ -211,10 +209,10 @@ def test_array_api_strict_updates_bit_identical_to_numpy(name: str, dtype: str) 
     for backend, device in (("numpy", "cpu"), ("array_api_strict", "device1")):
         case = _case(backend, device, dtype)
         opt = CONFIGS[name][0]()
-        params = _put(START, case)
+        params = case.tree(START)
         state = opt.init_state(params, case.xp, case.device)
         for g in grads:
-            params, state = opt.update(params, _put(g, case), state)
+            params, state = opt.update(params, case.tree(g), state)
         finals.append({k: portnn.to_numpy(a) for k, a in _named(params).items()})
     numpy_final, strict_final = finals
     for key, value in numpy_final.items():

@@ -1,5 +1,5 @@
 """GELU, SiLU, Softplus, ELU, GlobalAvgPool1D/2D and Conv1D against torch (float64, every backend, forward and every
-gradient to 1e-10), finite differences, float32 staying float32, shape and argument errors, the new initialisers and
+gradient to 1e-10), float32 staying float32, shape and argument errors, the new initialisers and
 bias_init (statistics, draw order, unchanged default draws), and a small Conv1D model trained, saved and reloaded."""
 
 from __future__ import annotations
