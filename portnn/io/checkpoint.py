@@ -3,16 +3,16 @@ state; no pickle, atomic. A '.safetensors' file holds the same JSON as string me
 tensors keyed '0.weight', '1.running_mean', 'optim/0.weight/m' (``portnn.io.safetensors_file``).
 
 Entries: 'architecture' and 'training' (UTF-8 JSON as uint8 arrays), 'param/INDEX.NAME' (weights),
-'state/INDEX.NAME' (non-trainable layer state, format 3 only) and 'optim/INDEX.NAME/SLOT' (optimizer state
-arrays), all little-endian. The training JSON holds the loss and optimizer
+'state/INDEX.NAME' (non-trainable layer state) and 'optim/INDEX.NAME/SLOT' (optimizer state arrays), all
+little-endian. The training JSON holds the loss and optimizer
 (type and constructor arguments), the optimizer's step counters, the shuffle seed, the epoch, the metric names and
 the per-epoch history. Shuffles are keyed by (shuffle seed, epoch), so those two numbers are the whole RNG state.
 
 ``load`` reads within bounds set by the file (``portnn.io.reader``) and checks everything against one schema
 (``portnn.io.schema``) before it builds the model with ``Sequential.from_state_dict``, which draws nothing.
 Entries with other names are ignored and never decompressed (tools may add their own); 'param/', 'state/' and
-'optim/' entries must be exactly those the architecture and optimizer need. Files of models without layer state are
-written entry for entry as the 0.1.0 release wrote them (format 2), so that release still reads them.
+'optim/' entries must be exactly those the architecture and optimizer need. Every file is written as format 3
+(since 0.2.0); files of formats 1 and 2 (0.1.0) still load.
 """
 
 from __future__ import annotations
