@@ -37,26 +37,33 @@ class Adam(Optimizer):
                 "v": zeros_like(params, xp, device)}
 
     def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
-        leaves = [p for layer in params for p in layer.values()]
-        if not leaves:
-            return params, state
-        xp = array_api_compat.array_namespace(leaves[0])  # once per step
-        dtype = leaves[0].dtype
-        (b1, b2), eps = self.betas, self.eps
         if self.weight_decay:
             grads = decayed(params, grads, self.weight_decay)
-        t = state["step"] + 1
-        correction1, correction2 = _corrections(xp, t, (b1, b2), dtype, array_api_compat.device(leaves[0]))
-        step_size = xp.astype(lr / correction1, dtype)
-        root_bias = xp.astype(xp.sqrt(correction2), dtype)
-        m = [{n: b1 * m_[n] + (1.0 - b1) * g[n] for n in g} for m_, g in zip(state["m"], grads, strict=True)]
-        v = [{n: b2 * v_[n] + (1.0 - b2) * (g[n] * g[n]) for n in g} for v_, g in zip(state["v"], grads, strict=True)]
-        new = [{n: p - step_size * (m_[n] / (xp.sqrt(v_[n]) / root_bias + eps)) for n, p in layer.items()}
-               for layer, m_, v_ in zip(params, m, v, strict=True)]
-        return new, {"step": t, "m": m, "v": v}
+        return adam_step(params, grads, state, lr, self.betas, self.eps)
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+def adam_step(params: Params, grads: Params, state: OptState, lr: Any, betas: tuple[float, float],
+              eps: float) -> tuple[Params, OptState]:
+    """Adam's update of ``params`` by ``grads`` (Adam and AdamW): a pure function of arrays and Python floats, which
+    constructs nothing (a compiler traces it as it is)."""
+    leaves = [p for layer in params for p in layer.values()]
+    if not leaves:
+        return params, state
+    xp = array_api_compat.array_namespace(leaves[0])  # once per step
+    dtype = leaves[0].dtype
+    b1, b2 = betas
+    t = state["step"] + 1
+    correction1, correction2 = _corrections(xp, t, (b1, b2), dtype, array_api_compat.device(leaves[0]))
+    step_size = xp.astype(lr / correction1, dtype)
+    root_bias = xp.astype(xp.sqrt(correction2), dtype)
+    m = [{n: b1 * m_[n] + (1.0 - b1) * g[n] for n in g} for m_, g in zip(state["m"], grads, strict=True)]
+    v = [{n: b2 * v_[n] + (1.0 - b2) * (g[n] * g[n]) for n in g} for v_, g in zip(state["v"], grads, strict=True)]
+    new = [{n: p - step_size * (m_[n] / (xp.sqrt(v_[n]) / root_bias + eps)) for n, p in layer.items()}
+           for layer, m_, v_ in zip(params, m, v, strict=True)]
+    return new, {"step": t, "m": m, "v": v}
 
 
 def _corrections(xp: Namespace, t: Any, betas: tuple[float, float], dtype: Any, device: Device) -> tuple[Any, Any]:

@@ -20,7 +20,7 @@ import array_api_compat
 
 from ..array.types import Device, Namespace, Params
 from ..array.validation import FRACTION, NON_NEGATIVE, POSITIVE, Instance, Items, Pair, Rule
-from .adam import Adam
+from .adam import Adam, adam_step
 from .optimizer import Optimizer, OptState
 
 # the weights of linear maps; not biases, LayerNorm/BatchNorm, Embedding or PositionalEmbedding
@@ -49,11 +49,23 @@ class AdamW(Optimizer):
                  weight_decay: float = 0.01, decay: Sequence[str] = DECAYED) -> None:
         self.lr, self.betas, self.eps, self.weight_decay, self.decay = lr, betas, eps, weight_decay, decay
         self._names: tuple[dict[str, str], ...] | None = None  # per layer: parameter -> 'LayerType.parameter'
+        self._decayed_names: tuple[dict[str, bool], ...] = ()  # per layer: parameter -> decayed (``decay``'s match)
 
     def bind(self, layers: Sequence[Any]) -> AdamW:
-        """Name every parameter of ``layers`` by its layer type, for the ``decay`` patterns."""
+        """Name every parameter of ``layers`` by its layer type and match the ``decay`` patterns once, here: the
+        update itself then only reads a table (a compiler traces it without fnmatch)."""
         self._names = tuple({n: qualified(layer, n) for n in layer.param_shapes()} for layer in layers)
+        self._match()
         return self
+
+    def _relations(self, changed: str) -> None:
+        if changed == "decay":  # new patterns: match them against the bound layers again
+            self._match()
+
+    def _match(self) -> None:
+        names = getattr(self, "_names", None)
+        self._decayed_names = () if names is None else tuple({n: self.decays(q) for n, q in layer.items()}
+                                                             for layer in names)
 
     def decays(self, qualified_name: str) -> bool:
         """Whether the parameter called ``qualified_name`` ('Dense.weight') is decayed."""
@@ -82,11 +94,11 @@ class AdamW(Optimizer):
         if type(factor) is not float:  # from a schedule's 0-d float64 rate (NumPy: a float64 scalar, which would
             xp = array_api_compat.array_namespace(first)  # promote float32): rounded once to the parameters' dtype
             factor = xp.astype(factor, first.dtype)
-        return [{n: p * factor if self.decays(qualified_names[n]) else p for n, p in layer.items()}
-                for layer, qualified_names in zip(params, names, strict=True)]
+        return [{n: p * factor if decayed[n] else p for n, p in layer.items()}
+                for layer, decayed in zip(params, self._decayed_names, strict=True)]
 
     def _update(self, params: Params, grads: Params, state: OptState, lr: Any) -> tuple[Params, OptState]:
-        return Adam(self.lr, self.betas, self.eps)._update(self._decayed(params, lr), grads, state, lr)
+        return adam_step(self._decayed(params, lr), grads, state, lr, self.betas, self.eps)
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -259,3 +260,22 @@ def test_gru_model_fits_saves_and_loads(tmp_path: Path, name: str) -> None:
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v)
     np.testing.assert_array_equal(portnn.to_numpy(back.predict(X)), portnn.to_numpy(net.predict(X)))
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning")  # array-api-compat
+def test_adamw_update_traces_as_one_graph_under_torch_compile() -> None:
+    """The update constructs nothing and matches no name patterns while traced (both are done in ``bind``): Dynamo
+    with fullgraph=True traces it whole (it broke on Checked.__setattr__ and on fnmatch before)."""
+    torch = pytest.importorskip("torch")
+    layers = [portnn.Dense(3, 2), portnn.LayerNorm(2)]
+    opt = portnn.AdamW(0.1, weight_decay=0.5).bind(layers)
+    params = [{k: torch.tensor(v) for k, v in layer.init(np.random.default_rng(0)).items()} for layer in layers]
+    grads = [{k: torch.ones_like(v) for k, v in layer.items()} for layer in params]
+    state = opt.init_state(params, array_api_compat.array_namespace(params[0]["weight"]), "cpu")
+    eager = opt.update(params, grads, state)
+    traced = torch.compile(opt.update, backend="eager", fullgraph=True)(params, grads, state)
+    for a, b in zip(eager[0], traced[0], strict=True):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    opt.decay = ("LayerNorm.weight",)  # new patterns are matched again at once
+    assert [sorted(k for k, v in layer.items() if v) for layer in opt._decayed_names] == [[], ["weight"]]
