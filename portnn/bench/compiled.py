@@ -24,7 +24,7 @@ from .cnn import CNNSpec
 from .cnn import torch_epoch as torch_cnn_epoch
 from .mlp import LR, MLPSpec, host_weights
 from .mlp import torch_epoch as torch_mlp_epoch
-from .runtime import interleave, load_runtime, median, pair_ratios
+from .runtime import interleave, jit_epochs, load_runtime, median, pair_ratios
 from .seed import seed_weights
 
 SEED_EPOCHS = 15_000
@@ -146,20 +146,7 @@ def hand_jax_cnn(spec: CNNSpec, X: np.ndarray, y: np.ndarray, weights: dict[Any,
         value, grads = jax.value_and_grad(loss_fn)(p, jnp.take(Xd, idx, axis=0), jnp.take(yd, idx, axis=0))
         return {k: v - LR * grads[k] for k, v in p.items()}, value * idx.shape[0]
 
-    jit_step = jax.jit(step, donate_argnums=0)
-    state: dict[str, Any] = {"epoch": 0, "params": ps}
-
-    def epoch() -> float:
-        order = host_random.permutation(0, state["epoch"], spec.samples)
-        state["epoch"] += 1
-        p, total = state["params"], 0.0
-        for start in range(0, spec.samples, spec.batch):
-            p, value = jit_step(p, order[start:start + spec.batch])
-            total = total + value
-        state["params"] = p
-        return float(total) / spec.samples
-
-    return Timed(epoch)
+    return Timed(jit_epochs(jax.jit(step, donate_argnums=0), ps, spec.samples, spec.batch))
 
 
 # ---- the seed net, 15,000 full-batch epochs ----------------------------------------------------------------

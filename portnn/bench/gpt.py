@@ -20,6 +20,7 @@ from ..data.gpt import gpt
 from ..nn import SoftmaxCrossEntropy
 from ..optim import AdamW
 from ..train.model import Sequential
+from .runtime import jit_epochs
 
 LR, BETAS, DECAY, CLIP = 5e-4, (0.9, 0.95), 0.1, 1.0
 WIDTH, HEADS, BLOCKS, VOCAB, LENGTH = 48, 3, 3, 3, 11
@@ -198,20 +199,8 @@ def hand_jax_epoch(spec: GPTSpec, weights: dict[str, np.ndarray]) -> Callable[[]
 
     jit_step = jax.jit(step, donate_argnums=0)
     m, v = ({k: jnp.zeros_like(a) for k, a in params.items()} for _ in range(2))  # own buffers: they are donated
-    state: dict[str, Any] = {"epoch": 0, "carry": (params, m, v, jnp.asarray(0.0, dtype=jnp.float32),
-                                                   jax.random.key(0))}
-
-    def epoch() -> float:
-        order = host_random.permutation(0, state["epoch"], spec.samples)
-        state["epoch"] += 1
-        carry, total = state["carry"], 0.0
-        for start in range(0, spec.samples, spec.batch):
-            carry, value = jit_step(carry, order[start:start + spec.batch])
-            total = total + value
-        state["carry"] = carry
-        return float(total) / spec.samples
-
-    return epoch
+    carry = (params, m, v, jnp.asarray(0.0, dtype=jnp.float32), jax.random.key(0))
+    return jit_epochs(jit_step, carry, spec.samples, spec.batch)
 
 
 def _hand_jax_loss(jax: Any, jnp: Any, p: float) -> Callable[..., Any]:

@@ -111,6 +111,25 @@ def blas_env() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in BLAS_ENV}
 
 
+def jit_epochs(jit_step: Callable[[Any, Any], tuple[Any, Any]], carry: Any, samples: int,
+               batch: int) -> Callable[[], float]:
+    """epoch() of a hand-written jitted ``step(carry, row indices) -> (carry, summed loss)`` over the rows in the
+    host order keyed by the epoch (portnn's), the carry kept between calls: the mean loss, read once per epoch."""
+    state: dict[str, Any] = {"epoch": 0, "carry": carry}
+
+    def epoch() -> float:
+        order = host_random.permutation(0, state["epoch"], samples)
+        state["epoch"] += 1
+        carry, total = state["carry"], 0.0
+        for start in range(0, samples, batch):
+            carry, value = jit_step(carry, order[start:start + batch])
+            total = total + value
+        state["carry"] = carry
+        return float(total) / samples
+
+    return epoch
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 

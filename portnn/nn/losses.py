@@ -129,8 +129,8 @@ class SoftmaxCrossEntropy(Loss):
             return
         if not xp.isdtype(y.dtype, "integral"):  # bool or float labels would be silently cast or one-hot wrongly
             raise TypeError(f"SoftmaxCrossEntropy: class labels y (shape {tuple(y.shape)}) must have an integer "
-                            f"dtype, got {dtype_label(y.dtype)}; convert them (e.g. y.astype(int)) or pass one-hot "
-                            f"targets of shape {(*tuple(y.shape), k)}")
+                            f"dtype, got {dtype_label(y.dtype)}; convert them (e.g. np.asarray(y, dtype=np.int64)) or "
+                            f"pass one-hot targets of shape {(*tuple(y.shape), k)}")
         if self.ignore_index is not None:  # the range of the counted labels (ignored ones read as 0)
             y = xp.where(y == self.ignore_index, 0, y)
         low, high = host.to_float(xp.min(y)), host.to_float(xp.max(y))  # one host read of the range, once per call
