@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 
 SPLITS = ("train", "test")
 
 
-def sort_split(sequence: np.ndarray | list[int]) -> str:
+def sort_split(sequence: np.ndarray | Sequence[int]) -> str:
     """'test' for a quarter of all sequences, 'train' for the rest, by a stable hash of the sequence's digits (SHA-256;
     minGPT hashes with Python's ``hash``, which is salted per process, so its split changes from run to run)."""
     digest = hashlib.sha256(bytes(int(d) for d in sequence)).digest()

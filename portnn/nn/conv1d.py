@@ -13,6 +13,8 @@ from .affine import _Affine
 from .conv import Conv2D
 from .layer import Context, Grads
 
+_Size1 = int | tuple[int] | list[int]  # an int, or a one-element tuple/list of one as PyTorch allows
+
 
 def _single(value: Any, name: str, minimum: int) -> int:
     """``value`` (an int, or a one-element tuple/list of one as PyTorch allows) as an int >= ``minimum``."""
@@ -31,8 +33,8 @@ class Conv1D(_Affine):
     in_channels: int
     out_channels: int
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True, init: str = "he_uniform", bias_init: str = "zeros") -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _Size1, stride: _Size1 = 1,
+                 padding: _Size1 = 0, bias: bool = True, init: str = "he_uniform", bias_init: str = "zeros") -> None:
         self._affine(in_channels, out_channels, bias, init, bias_init)
         self.kernel_size = _single(kernel_size, "kernel_size", 1)
         self.stride = _single(stride, "stride", 1)

@@ -95,7 +95,8 @@ class FakeBar:
     events: list[str]
 
     def __init__(self, capsys: pytest.CaptureFixture[str], **_kwargs: Any) -> None:
-        self.capsys, self.written = capsys, []
+        self.capsys = capsys
+        self.written: list[str] = []
         FakeBar.events.append(capsys.readouterr().out)
 
     def update(self, _n: int) -> None:

@@ -58,15 +58,21 @@ def test_sort_gpt_is_gpt_nano_with_minGPTs_trainer() -> None:
     r = recipes.get("sort-gpt")
     net = r.model(1)
     assert sum(v.size for v in net.state_dict().values()) == 85_731  # minGPT prints 0.09M
-    assert net.layers[1].max_length == 11
+    positions = net.layers[1]
+    assert isinstance(positions, portnn.PositionalEmbedding)
+    assert positions.max_length == 11
     assert sum(isinstance(layer, portnn.Residual) for layer in net.layers) == 6  # 3 blocks of 2
     opt = r.optimizer(r.lr)
     assert isinstance(opt, portnn.AdamW)
     assert (opt.lr, tuple(opt.betas), opt.weight_decay) == (5e-4, (0.9, 0.95), 0.1)
     X = r.data()[0]
+    assert r.batch_size is not None
     assert r.epochs * (len(X) // r.batch_size) == 2000  # minGPT's 2,000 iterations of 64
     assert r.clip_norm == 1.0
-    assert r.loss().ignore_index == -1
+    loss = r.loss()
+    assert isinstance(loss, portnn.SoftmaxCrossEntropy)
+    assert loss.ignore_index == -1
+    assert r.test_data is not None
     assert len(r.test_data()[0]) == 5000
 
 

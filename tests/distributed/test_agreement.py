@@ -145,7 +145,8 @@ def refused(size: int, differ: Callable[[int], dict[str, Any]]) -> tuple[list[An
     return ThreadGroup(size).run(work), untouched
 
 
-SIMULATED = {  # name: (rank that differs, its overrides, field named, its two values as shown)
+# name: (rank that differs, its overrides, field named, its two values as shown)
+SIMULATED: dict[str, tuple[int, dict[str, Any], str, tuple[str, str]]] = {
     "x-plus-100": (1, {"x": X + 100.0}, "data", (f"X float64 (21, 3) mean {X.mean():.6g}, y float64 (21, 2)",
                                                   f"X float64 (21, 3) mean {X.mean() + 100:.6g}, y")),
     "fewer-rows": (2, {"x": X[:20], "y": Y[:20]}, "data", ("X float64 (21, 3)", "X float64 (20, 3)")),

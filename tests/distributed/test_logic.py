@@ -144,7 +144,8 @@ class Recording(distributed.Communicator):
     """A rank whose Allreduce returns its own buffer (as if the others sent zeros) and keeps a copy."""
 
     def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size, self.sent = rank, size, []
+        self.rank, self.size = rank, size
+        self.sent: list[np.ndarray] = []
 
     def allreduce(self, buffer: np.ndarray) -> np.ndarray:
         self.sent.append(np.array(buffer, copy=True))
@@ -197,7 +198,8 @@ def fit_on(comm: distributed.Communicator | None, *, loss: Callable = portnn.MSE
 
 
 def test_single_process_communicator_gives_the_bit_identical_result_on_every_backend(case: Any) -> None:
-    rows = {"x": X[:20], "y": Y[:20], "epochs": 2}  # whole batches: one shape per op (JAX compiles each anew)
+    # whole batches: one shape per op (JAX compiles each anew)
+    rows: dict[str, Any] = {"x": X[:20], "y": Y[:20], "epochs": 2}
     plain, h_plain = fit_on(None, case=case, **rows)
     staged, h_staged = fit_on(distributed.SingleProcess(), case=case, **rows)
     for key in plain:

@@ -31,7 +31,7 @@ def mpirun(ranks: int, args: list[str], timeout: float = 60.0) -> tuple:
 # (ranks, recipe, dtype, epochs, batch size, max |dW|[, backend compiled]): 200 steps each except the last (mlp: 64
 # rows / 16 = 4 batches); the compiled jobs run JAX's jit in two parts around the Allreduce (and SyncBatchNorm's
 # sums from inside the compiled step), against single-process NumPy
-JOBS = {
+JOBS: dict[str, tuple[int, str, str, int, int | None, float, *tuple[str, ...]]] = {
     "2-ranks-mlp-float64": (2, "mlp", "float64", 50, None, 1e-12),
     "4-ranks-spiral-adam-float32": (4, "spiral", "float32", 20, None, 1e-5),
     "3-ranks-seed-sse-uneven": (3, "seed", "float64", 200, None, 1e-12),

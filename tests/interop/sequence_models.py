@@ -3,6 +3,7 @@ GRU classifier and a stack of bidirectional LSTMs, with inputs to match (token i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -27,7 +28,7 @@ def sample(net: Sequential, n: int, seed: int, dtype: str) -> np.ndarray:
     first = net.layers[0]
     if first.integer_input:
         return ids(n, seed)
-    width = getattr(first, "input_size", None) or getattr(first, "embed_dim", None) or getattr(first, "dim", FEATURES)
+    width = getattr(first, "input_size", 0) or getattr(first, "embed_dim", 0) or getattr(first, "dim", FEATURES)
     return floats(n, seed, dtype, width)
 
 
@@ -70,7 +71,7 @@ def trained(name: str, dtype: str) -> Sequential:
     return net
 
 
-LAYERS = {  # one layer each, on (N, STEPS, FEATURES) floats or (N, STEPS) ids
+LAYERS: dict[str, Callable[[], pnn.Layer]] = {  # one layer each, on (N, STEPS, FEATURES) floats or (N, STEPS) ids
     "embedding": lambda: pnn.Embedding(VOCAB, FEATURES),
     "positions": lambda: pnn.PositionalEmbedding(STEPS + 3, FEATURES, std=0.5),
     "gru": lambda: pnn.GRU(FEATURES, 3),

@@ -229,13 +229,13 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
     mlp = Sequential(pnn.Dense(2, 2))
     for batch, error in ((0, ValueError), (True, TypeError), ("static", TypeError), (2.0, TypeError)):
         with pytest.raises(error, match="batch must be 'dynamic' or a positive int"):
-            export_onnx(mlp, tmp_path / "a.onnx", batch=batch)
+            export_onnx(mlp, tmp_path / "a.onnx", batch=batch)  # type: ignore[arg-type]  # wrong types: the point
     with pytest.raises(ValueError, match="dtype must be one of"):
         export_onnx(mlp, tmp_path / "a.onnx", dtype="float16")
     with pytest.raises(ValueError, match=r"input_shape\[0\] must be an int >= 1, got 0"):
         export_onnx(mlp, tmp_path / "a.onnx", input_shape=(0,))
     with pytest.raises(TypeError, match="must be a portnn Sequential"):
-        export_onnx(pnn.Dense(2, 2), tmp_path / "a.onnx")
+        export_onnx(pnn.Dense(2, 2), tmp_path / "a.onnx")  # type: ignore[arg-type]  # the wrong type is the point
     assert not list(tmp_path.iterdir())
 
 

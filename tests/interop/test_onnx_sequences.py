@@ -5,6 +5,8 @@ for them by name before any work, a refusal shown to be needed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def check_export(net: Sequential, dtype: str, path: Path, batch: int | str) -> f
     assert {entry.domain for entry in model.opset_import} <= {"", "ai.onnx"}  # standard operators only
     run = session(path)
     worst = 0.0
-    for n in (1, FIXED, 64) if batch == "dynamic" else (batch,):
+    for n in (batch,) if isinstance(batch, int) else (1, FIXED, 64):  # a str batch is "dynamic"
         x = sample(net, n, n, dtype)
         got, want = run.run(None, {"input": x})[0], host.to_numpy(net.predict(x))
         assert got.dtype == want.dtype == np.dtype(dtype)
@@ -76,8 +78,9 @@ def test_sequence_models_export_with_a_fixed_batch(name: str, dtype: str, tmp_pa
 
 # ---- a dynamic batch where the forward pass sizes arrays by the batch ---------------------------------------------
 
-BATCH_SIZED = {  # a model, the layer the refusal names, and the (top-level) layer where tracing fails without it
-    **{name: (lambda name=name: one_layer(name, "float64"), rf"layer 0 \({kind}", rf"layer 0 \({kind}")
+# a model, the layer the refusal names, and the (top-level) layer where tracing fails without it
+BATCH_SIZED: dict[str, tuple[Callable[[], Sequential], str, str]] = {
+    **{name: (partial(one_layer, name, "float64"), rf"layer 0 \({kind}", rf"layer 0 \({kind}")
        for name, kind in (("embedding", "Embedding"), ("gru", "GRU"), ("gru-bidirectional-sequences", "GRU"),
                           ("lstm", "LSTM"), ("lstm-bidirectional", "LSTM"), ("attention", "MultiHeadAttention"),
                           ("attention-causal", "MultiHeadAttention"))},

@@ -142,7 +142,7 @@ def test_batchnorm_statistics_were_trained_and_are_copied() -> None:
     state = net.state_dict()
     assert np.any(state["1.running_mean"] != 0.0)
     assert np.any(state["3.1.running_var"] != 1.0)
-    module = to_torch(net)
+    module: Any = to_torch(net)  # a torch.nn.Sequential, indexed into
     assert np.array_equal(module[3][1].running_var.numpy(), state["3.1.running_var"])
     assert isinstance(module[3], torch_modules.Residual)
     assert isinstance(module[3], nn.Module)
@@ -205,7 +205,8 @@ def test_every_layer_predicts_as_portnn_and_round_trips(kind: str, dtype: str) -
 
 
 def test_torch_modules_carry_the_settings() -> None:
-    m1, m2 = to_torch(model_1d("float64")), to_torch(model_2d("float64"))
+    m1: Any = to_torch(model_1d("float64"))  # torch.nn.Sequentials, indexed into
+    m2: Any = to_torch(model_2d("float64"))
     assert m1[2].negative_slope == 0.2
     assert m1[6].beta == 2.0
     assert m1[6].threshold == 5.0
@@ -267,7 +268,8 @@ def test_dtype_override() -> None:
     assert back.dtype == "float32"
     assert_same_state(back.state_dict(), net.state_dict())  # float32 -> float64 -> float32 is exact
     assert from_torch(module).dtype == "float64"
-    assert to_torch(recipes.get("mlp").model(0))[0].weight.dtype == torch.float64  # unplaced: host float64
+    unplaced: Any = to_torch(recipes.get("mlp").model(0))
+    assert unplaced[0].weight.dtype == torch.float64  # unplaced: host float64
     with pytest.raises(ValueError, match=r"dtype must be 'float32' or 'float64'.*int32"):
         to_torch(net, dtype="int32")
 
@@ -343,11 +345,17 @@ def test_imported_layers_have_the_torch_settings() -> None:
     kinds = [type(layer).__name__ for layer in net.layers]
     assert kinds == ["Conv2D", "BatchNorm2d", "ReLU", "Residual", "MaxPool2D", "Conv2D", "AvgPool2D",
                      "GlobalAvgPool2D", "Dense", "GELU", "Dropout", "Dense"]  # the nested Sequential spliced in
-    assert net.layers[0].padding == (1, 1)
-    assert net.layers[5].padding == (0, 0)
-    assert [type(inner).__name__ for inner in net.layers[3].layers] == ["Conv2D", "BatchNorm2d", "SiLU"]
-    assert net.layers[8].bias is False
-    assert net.layers[10].p == 0.1
+    conv, conv2, block, dense, dropout = (net.layers[i] for i in (0, 5, 3, 8, 10))
+    assert isinstance(conv, pnn.Conv2D)
+    assert isinstance(conv2, pnn.Conv2D)
+    assert isinstance(block, pnn.Residual)
+    assert isinstance(dense, pnn.Dense)
+    assert isinstance(dropout, pnn.Dropout)
+    assert conv.padding == (1, 1)
+    assert conv2.padding == (0, 0)
+    assert [type(inner).__name__ for inner in block.layers] == ["Conv2D", "BatchNorm2d", "SiLU"]
+    assert dense.bias is False
+    assert dropout.p == 0.1
     assert "11.weight" in net.state_dict()
     assert "3.0.weight" in net.state_dict()
     single = from_torch(nn.Linear(3, 2))  # a lone module is a one-layer model
@@ -389,13 +397,14 @@ def test_from_torch_names_the_first_unsupported_module() -> None:
     with pytest.raises(TypeError, match=r"module 1\.1\.1 \(torch\.nn\.modules\.rnn\.RNN\)"):
         from_torch(nested)
 
-    class Custom(nn.Sequential):  # a subclass may compute something else: refused, not guessed
+    class Custom(nn.Sequential):  # type: ignore[name-defined]  # a subclass may compute something else: refused
         pass
 
     with pytest.raises(TypeError, match=r"module <root> \(.*Custom\) has no portnn equivalent"):
         from_torch(Custom(nn.ReLU()))
     with pytest.raises(TypeError, match=r"must be a torch\.nn\.Module, got Sequential"):
-        from_torch(Sequential(pnn.ReLU()))
+        # the wrong type is the point (unused-ignore: without torch installed, mypy sees from_torch take Any)
+        from_torch(Sequential(pnn.ReLU()))  # type: ignore[arg-type, unused-ignore]
 
 
 REFUSED = [
@@ -444,7 +453,7 @@ def test_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImportError, match="pip install torch"):
         to_torch(Sequential(pnn.ReLU()))
     with pytest.raises(ImportError, match="pip install torch"):
-        from_torch(object())
+        from_torch(object())  # type: ignore[arg-type, unused-ignore]  # as above: the wrong type is the point
 
 
 def test_portnn_imports_the_module_without_torch() -> None:

@@ -104,7 +104,7 @@ def test_sequence_models_predict_as_portnn_and_round_trip(name: str, dtype: str)
 
 
 def test_torch_modules_carry_the_settings() -> None:
-    module = to_torch(gpt("float64"))
+    module: Any = to_torch(gpt("float64"))  # torch.nn.Sequentials, indexed into
     assert type(module[0]) is nn.Embedding
     assert (module[1].max_length, module[1].dim, module[1].std) == (STEPS + 2, 8, 0.02)
     attention = module[2][1]
@@ -112,12 +112,13 @@ def test_torch_modules_carry_the_settings() -> None:
     assert isinstance(attention, nn.MultiheadAttention)
     assert (attention.embed_dim, attention.num_heads, attention.causal, attention.dropout) == (8, 2, True, 0.1)
     assert attention.batch_first
-    lstm = to_torch(bilstm("float64"))
+    lstm: Any = to_torch(bilstm("float64"))
     assert isinstance(lstm[0], nn.LSTM)
     assert (lstm[0].bidirectional, lstm[0].return_sequences, lstm[0].batch_first, lstm[0].num_layers) == (
         True, True, True, 1)
     assert not lstm[3].return_sequences
-    assert to_torch(one_layer("attention-no-bias-dropout", "float64"))[0].in_proj_bias is None
+    no_bias: Any = to_torch(one_layer("attention-no-bias-dropout", "float64"))
+    assert no_bias[0].in_proj_bias is None
 
 
 def test_no_torch_random_numbers_are_drawn_and_the_module_pickles() -> None:

@@ -18,7 +18,7 @@ def test_a_folder_that_takes_no_files_names_the_target(monkeypatch: pytest.Monke
     """As for a read-only folder (simulated: root may write anywhere): the temporary cannot be created."""
     real_open = os.open
 
-    def refuse(path: str | os.PathLike, flags: int, *args: object) -> int:
+    def refuse(path: str | os.PathLike, flags: int, *args: int) -> int:  # args: os.open's mode
         if flags & os.O_CREAT:
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_open(path, flags, *args)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,6 +46,7 @@ def test_save_load_keeps_the_whole_training_state(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.state_dict()[k], v)
     assert type(back.loss) is portnn.SoftmaxCrossEntropy
     assert type(back.optimizer) is portnn.Adam
+    assert net.optimizer is not None
     assert back.optimizer.config() == net.optimizer.config()
     assert set(back.optimizer_state) == {"step", "m", "v"}
     assert_same_optimizer_state(back.optimizer_state, net.optimizer_state)  # every m and v, and the step
@@ -165,8 +167,8 @@ def test_files_not_written_by_save_are_named_errors(tmp_path: Path, entries: dic
 def test_a_version_1_checkpoint_still_loads(tmp_path: Path) -> None:
     arch = {"format": "portnn-checkpoint-1", "seed": 0, "dtype": "float64", "epoch": 7,
             "layers": [{"type": "Dense", "in_features": 2, "out_features": 1, "bias": False, "init": "uniform"}]}
-    np.savez(tmp_path / "v1.npz", architecture=np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8),
-             **{"param/0.weight": np.array([[2.0], [3.0]])})
+    weights: dict[str, Any] = {"param/0.weight": np.array([[2.0], [3.0]])}  # a name no keyword can spell
+    np.savez(tmp_path / "v1.npz", architecture=np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8), **weights)
     net = portnn.load(tmp_path / "v1.npz")
     assert net.epoch == 7
     assert net.optimizer is None
@@ -238,6 +240,8 @@ def test_an_adam_checkpoint_of_the_previous_release_loads_and_resumes(tmp_path: 
     assert repr(back) == repr(net)
     assert (back.seed, back.epoch, back.shuffle_seed, back.metrics) == (net.seed, net.epoch, net.shuffle_seed,
                                                                          net.metrics)
+    assert back.optimizer is not None
+    assert net.optimizer is not None
     assert back.optimizer.config() == net.optimizer.config()
     for key, values in net.history.items():
         np.testing.assert_allclose(back.history[key], values, rtol=1e-15, atol=0)
@@ -268,6 +272,8 @@ def test_a_float32_cnn_checkpoint_of_the_previous_release_loads(tmp_path: Path) 
     assert (back.seed, back.epoch, back.shuffle_seed, back.metrics) == (6, 3, 2, ["accuracy"])
     assert {k: len(v) for k, v in back.history.items()} == {"loss": 3, "accuracy": 3}
     assert back.dtype == "float32"
+    assert back.optimizer is not None
+    assert net.optimizer is not None
     assert back.optimizer.config() == net.optimizer.config()
     assert {k: v.shape for k, v in back.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
     assert all(v.dtype == np.float32 for v in back.state_dict().values())

@@ -54,7 +54,8 @@ def dense(n_in: int, n_out: int, bias: bool = False) -> dict[str, Any]:
     return {"type": "Dense", "in_features": n_in, "out_features": n_out, "bias": bias, "init": "uniform"}
 
 
-TRAINING = {"loss": None, "optimizer": None, "shuffle_seed": None, "metrics": None, "history": {}, "info": {}}
+TRAINING: dict[str, Any] = {"loss": None, "optimizer": None, "shuffle_seed": None, "metrics": None, "history": {},
+                            "info": {}}
 
 
 def entries_of(path: Path) -> dict[str, bytes]:
@@ -468,6 +469,7 @@ def test_a_save_removes_its_paths_stale_temporaries_only(tmp_path: Path) -> None
     """)], stdout=subprocess.PIPE, text=True)
     with holder:
         try:
+            assert holder.stdout is not None  # stdout=PIPE
             assert holder.stdout.readline().strip() == "locked"
             portnn.save(make_net(), path)
         finally:

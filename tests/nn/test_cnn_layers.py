@@ -95,7 +95,7 @@ def test_flatten_round_trip(case64) -> None:
     np.testing.assert_array_equal(dx, x * 2.0)
 
 
-def test_cnn_layers_keep_float32(backend_device) -> None:
+def test_cnn_layers_keep_float32(backend_device: tuple[str, str]) -> None:
     from tests.conftest import _case
 
     case = _case(*backend_device, "float32")

@@ -65,7 +65,7 @@ def test_leaky_relu_values_and_alpha_checks(numpy64) -> None:
     with pytest.raises(ValueError, match=r"LeakyReLU: alpha must be a finite number in \[0, 1\), got 1.5"):
         portnn.LeakyReLU(1.5)
     with pytest.raises(TypeError, match="LeakyReLU: alpha must be a number"):
-        portnn.LeakyReLU("a")
+        portnn.LeakyReLU("a")  # type: ignore[arg-type]  # the wrong type is the point
 
 
 @pytest.mark.parametrize(("name", "std"), [("glorot_normal", np.sqrt(2 / (200 + 300))), ("he_normal", np.sqrt(2 / 200)),

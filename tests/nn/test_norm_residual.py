@@ -76,6 +76,7 @@ def test_float32_stays_float32(case) -> None:
             y, saved = layer.forward(inputs, case.asarray(RNG.standard_normal(shape)), ctx)
             dx, grads = layer.backward(inputs, saved, case.asarray(RNG.standard_normal(shape)), ctx)
             assert y.dtype == case.dtype
+            assert dx is not None
             assert dx.dtype == case.dtype
             assert all(g.dtype == case.dtype for g in grads.values())
             if training and layer.state_shapes():
@@ -129,7 +130,7 @@ def _residual_pair():
     block = portnn.Residual(portnn.Dense(4, 4), portnn.ReLU(), inner, portnn.LayerNorm(4))
     params = {k: RNG.standard_normal(s) * 0.5 for k, s in block.param_shapes().items()}
 
-    class TorchBlock(torch.nn.Module):
+    class TorchBlock(torch.nn.Module):  # type: ignore[name-defined]  # torch: a module imported at run time
         def __init__(self) -> None:
             super().__init__()
             self.a, self.b, self.ln = (torch.nn.Linear(4, 4).double(), torch.nn.Linear(4, 4).double(),
@@ -198,6 +199,6 @@ def test_residual_shape_errors() -> None:
     with pytest.raises(ValueError, match=r"inner layers map shape \(2, 4\) to \(2, 3\)"):
         portnn.Sequential(portnn.Residual(portnn.Dense(4, 3))).predict(np.zeros((2, 4)))
     with pytest.raises(TypeError, match="Residual: inner layer 1 must be a portnn Layer"):
-        portnn.Residual(portnn.ReLU(), "relu")
+        portnn.Residual(portnn.ReLU(), "relu")  # type: ignore[arg-type]  # the wrong type is the point
     with pytest.raises(ValueError, match="at least one inner layer"):
         portnn.Residual()

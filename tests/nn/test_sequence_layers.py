@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def torch_twin(layer):
 
 
 # every case: (layer factory, input shape, vocabulary size for integer ids or None)
-CASES = {
+CASES: dict[str, tuple[Callable[[], portnn.Layer], tuple[int, ...], int | None]] = {  # (make, input shape, vocab)
     "gru": (lambda: portnn.GRU(3, 4), (2, 5, 3), None),
     "gru-seq": (lambda: portnn.GRU(3, 4, return_sequences=True), (2, 5, 3), None),
     "gru-bi": (lambda: portnn.GRU(3, 4, bidirectional=True), (2, 5, 3), None),
@@ -379,17 +380,21 @@ def test_bad_input_shapes_are_named(layer, shape, match) -> None:
         layer.output_shape(shape, "fit: layer 0")
 
 
-@pytest.mark.parametrize(("make", "error", "match"), [
+@pytest.mark.parametrize(("make", "error", "match"), [  # wrong types on purpose: each marked for mypy
     (lambda: portnn.GRU(0, 4), ValueError, "GRU: input_size must be an int >= 1, got 0"),
-    (lambda: portnn.LSTM(3, 2.5), TypeError, "LSTM: hidden_size must be an int >= 1, got 2.5"),
-    (lambda: portnn.GRU(3, 4, return_sequences=1), TypeError, "GRU: return_sequences must be True or False, got 1"),
-    (lambda: portnn.LSTM(3, 4, bidirectional="yes"), TypeError, "LSTM: bidirectional must be True or False"),
+    (lambda: portnn.LSTM(3, 2.5), TypeError,  # type: ignore[arg-type]
+     "LSTM: hidden_size must be an int >= 1, got 2.5"),
+    (lambda: portnn.GRU(3, 4, return_sequences=1), TypeError,  # type: ignore[arg-type]
+     "GRU: return_sequences must be True or False, got 1"),
+    (lambda: portnn.LSTM(3, 4, bidirectional="yes"), TypeError,  # type: ignore[arg-type]
+     "LSTM: bidirectional must be True or False"),
     (lambda: portnn.MultiHeadAttention(10, 3), ValueError,
      r"MultiHeadAttention: embed_dim \(10\) must be divisible by num_heads \(3\)"),
     (lambda: portnn.MultiHeadAttention(8, 0), ValueError, "MultiHeadAttention: num_heads must be an int >= 1, got 0"),
     (lambda: portnn.MultiHeadAttention(8, 2, dropout=1.0), ValueError,
      r"MultiHeadAttention: dropout must be a finite number in \[0, 1\), got 1.0"),
-    (lambda: portnn.MultiHeadAttention(8, 2, causal=None), TypeError, "MultiHeadAttention: causal must be True or"),
+    (lambda: portnn.MultiHeadAttention(8, 2, causal=None), TypeError,  # type: ignore[arg-type]
+     "MultiHeadAttention: causal must be True or"),
     (lambda: portnn.Embedding(0, 3), ValueError, "Embedding: num_embeddings must be an int >= 1, got 0"),
     (lambda: portnn.Embedding(5, -1), ValueError, "Embedding: embedding_dim must be an int >= 1, got -1"),
     (lambda: portnn.PositionalEmbedding(0, 3), ValueError, "PositionalEmbedding: max_length must be an int >= 1"),
@@ -428,7 +433,9 @@ def test_embedding_input_checks(case64) -> None:
 
 
 def test_the_default_check_input_accepts_anything(numpy64) -> None:
-    assert portnn.Dense(2, 3).check_input(np.array([[np.inf, -1e300]]), numpy64.xp, "fit") is None
+    layer, x = portnn.Dense(2, 3), np.array([[np.inf, -1e300]])
+    # the None it returns (annotated so) is what this test checks
+    assert layer.check_input(x, numpy64.xp, "fit") is None  # type: ignore[func-returns-value]
 
 
 def test_bidirectional_last_step_is_torch_h_n(numpy64) -> None:

@@ -173,6 +173,7 @@ def test_dtype_is_kept_and_need_dx_false_gives_the_same_grads(case, name: str) -
     y, saved = layer.forward(params, x, ctx)
     dx, grads = layer.backward(params, saved, dy, ctx)
     assert vars(layer) == before
+    assert dx is not None  # need_dx (the default)
     assert tuple(y.shape) == layer.output_shape(shape, "test")
     assert tuple(dx.shape) == shape
     assert set(grads) == set(layer.param_shapes())
@@ -189,7 +190,7 @@ def test_dtype_is_kept_and_need_dx_false_gives_the_same_grads(case, name: str) -
 def test_huge_float32_inputs_stay_finite_without_warnings(case) -> None:
     """No intermediate overflows (x^3 in GELU, exp in Softplus/ELU/SiLU); warnings are errors in this suite."""
     x_host = np.array([[-1e30, -1e4, -88.0, 0.0, 88.0, 1e4, 1e30]])
-    expected = {  # limits: x or 0 at the far ends
+    expected: dict[str, list[float | None]] = {  # limits: x or 0 at the far ends
         "gelu": [0.0, 0.0, 0.0, 0.0, 88.0, 1e4, 1e30], "silu": [0.0, 0.0, None, 0.0, 88.0, 1e4, 1e30],
         "softplus": [0.0, 0.0, None, math.log(2.0), 88.0, 1e4, 1e30], "elu": [-1.0, -1.0, -1.0, 0.0, 88.0, 1e4, 1e30],
     }
@@ -198,6 +199,7 @@ def test_huge_float32_inputs_stay_finite_without_warnings(case) -> None:
     for name, layer in (("gelu", GELU()), ("silu", SiLU()), ("softplus", Softplus()), ("elu", ELU())):
         y, saved = layer.forward({}, x, ctx)
         dx, _ = layer.backward({}, saved, case.asarray(np.ones_like(x_host)), ctx)
+        assert dx is not None
         assert y.dtype == dx.dtype == case.dtype
         got, grad = to_numpy(y), to_numpy(dx)
         assert np.all(np.isfinite(got)), (name, got)
@@ -227,21 +229,23 @@ def test_bad_input_shapes_are_named(numpy64, layer, shape, match) -> None:
     assert "layer 0" in str(info.value)  # the ``where`` Sequential passes
 
 
-@pytest.mark.parametrize(("make", "error", "match"), [
+@pytest.mark.parametrize(("make", "error", "match"), [  # wrong types on purpose: each marked for mypy
     (lambda: Conv1D(0, 4, 3), ValueError, "Conv1D: in_channels must be an int >= 1, got 0"),
     (lambda: Conv1D(2, True, 3), ValueError, "Conv1D: out_channels must be an int >= 1"),
     (lambda: Conv1D(2, 4, 0), ValueError, "Conv1D: kernel_size must be an int >= 1, got 0"),
-    (lambda: Conv1D(2, 4, (3, 3)), ValueError, r"Conv1D: kernel_size must be an int >= 1, got \(3, 3\)"),
+    (lambda: Conv1D(2, 4, (3, 3)), ValueError,  # type: ignore[arg-type]
+     r"Conv1D: kernel_size must be an int >= 1, got \(3, 3\)"),
     (lambda: Conv1D(2, 4, 3, stride=0), ValueError, "Conv1D: stride must be an int >= 1"),
     (lambda: Conv1D(2, 4, 3, padding=-1), ValueError, "Conv1D: padding must be an int >= 0"),
     (lambda: Conv1D(2, 4, 3, init="nope"), ValueError, "init must be one of .*, got 'nope'"),
     (lambda: Conv1D(2, 4, 3, bias_init="ones"), ValueError,
      "Conv1D: bias_init must be one of 'zeros', 'torch_default', got 'ones'"),
     (lambda: Dense(2, 4, bias_init="he_uniform"), ValueError, "Dense: bias_init must be one of 'zeros', 'torch_def"),
-    (lambda: Conv2D(2, 4, 3, bias_init=None), ValueError, "Conv2D: bias_init must be one of .*, got None"),
+    (lambda: Conv2D(2, 4, 3, bias_init=None), ValueError,  # type: ignore[arg-type]
+     "Conv2D: bias_init must be one of .*, got None"),
     (lambda: Softplus(beta=0.0), ValueError, "Softplus: beta must be a finite number > 0, got 0.0"),
     (lambda: Softplus(threshold=math.inf), ValueError, "Softplus: threshold must be a finite number"),
-    (lambda: Softplus(beta="big"), TypeError, "Softplus: beta must be a number, got 'big'"),
+    (lambda: Softplus(beta="big"), TypeError, "Softplus: beta must be a number, got 'big'"),  # type: ignore[arg-type]
     (lambda: ELU(alpha=math.nan), ValueError, "ELU: alpha must be a finite number"),
     (lambda: ELU(alpha=True), TypeError, "ELU: alpha must be a number, got True"),
 ])
@@ -256,7 +260,7 @@ def test_conv1d_accepts_one_element_sequences_as_pytorch() -> None:
 
 
 def test_hyper_parameters_are_python_floats() -> None:
-    layer = Softplus(np.float32(2.0), np.int64(7))
+    layer = Softplus(np.float32(2.0), np.int64(7))  # type: ignore[arg-type]  # NumPy scalars: the point
     assert type(layer.beta) is float
     assert type(layer.threshold) is float
     assert type(ELU(np.float64(0.5)).alpha) is float
@@ -368,7 +372,9 @@ def test_conv1d_model_fits_saves_and_loads(tmp_path: Path) -> None:
     assert repr(back) == repr(net)
     assert [type(layer) for layer in back.layers] == [type(layer) for layer in net.layers]
     assert back.layers[0].config() == net.layers[0].config()
-    assert back.layers[0].bias_init == "torch_default"
+    first = back.layers[0]
+    assert isinstance(first, Conv1D)
+    assert first.bias_init == "torch_default"
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v)
     np.testing.assert_array_equal(to_numpy(back.predict(X)), to_numpy(net.predict(X)))
@@ -386,5 +392,8 @@ def test_smooth_activations_and_2d_pool_round_trip_through_a_checkpoint(tmp_path
     portnn.save(net, tmp_path / "m.npz")
     back = portnn.load(tmp_path / "m.npz")
     assert repr(back) == repr(net)
-    assert (back.layers[1].alpha, back.layers[2].beta, back.layers[2].threshold) == (0.4, 2.5, 8.0)
+    elu, softplus = back.layers[1], back.layers[2]
+    assert isinstance(elu, ELU)
+    assert isinstance(softplus, Softplus)
+    assert (elu.alpha, softplus.beta, softplus.threshold) == (0.4, 2.5, 8.0)
     np.testing.assert_array_equal(to_numpy(back.predict(X)), to_numpy(net.predict(X)))

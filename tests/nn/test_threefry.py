@@ -36,9 +36,11 @@ def test_equals_jax_threefry() -> None:
 
     rng = np.random.default_rng(0)
     for _ in range(5):
-        k = tuple(int(v) for v in rng.integers(0, 2**32, 2))
+        k0, k1 = (int(v) for v in rng.integers(0, 2**32, 2))
+        k = (k0, k1)
+        key = np.array(k, dtype=np.uint32)
         x = rng.integers(0, 2**32, 64).astype(np.uint32)
-        ref = np.asarray(jr.threefry_2x32(np.uint32(k), x))  # splits x in halves: (x[:32], x[32:]) -> halves
+        ref = np.asarray(jr.threefry_2x32(key, x))  # splits x in halves: (x[:32], x[32:]) -> halves
         y0, y1 = threefry.threefry2x32(k, x[:32].astype(np.int64), x[32:].astype(np.int64))
         np.testing.assert_array_equal(np.concatenate([y0, y1]), ref.astype(np.int64))
 

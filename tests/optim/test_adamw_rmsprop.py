@@ -5,7 +5,9 @@ rates, hyper-parameters checked whenever set, JSON configs, and a small GRU mode
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -35,9 +37,12 @@ def _keys() -> list[tuple[int, str]]:
     return [(i, n) for i, layer in enumerate(START) for n in layer]
 
 
-def _torch_run(make_opt, groups: dict[str, set] | None = None) -> dict[tuple[int, str], np.ndarray]:
-    """100 steps of a torch optimizer over the same parameters and gradients; ``groups`` maps a group's extra
-    options' name to the keys it holds (AdamW: decayed or not)."""
+Groups = list[tuple[dict[str, Any], set[tuple[int, str]]]]  # (extra options, the keys it holds) of each group
+
+
+def _torch_run(make_opt, groups: Groups | None = None) -> dict[tuple[int, str], np.ndarray]:
+    """100 steps of a torch optimizer over the same parameters and gradients; ``groups`` pairs each group's extra
+    options with the keys it holds (AdamW: decayed or not)."""
     params = {k: torch.tensor(START[k[0]][k[1]], dtype=torch.float64, requires_grad=True) for k in _keys()}
     opt = make_opt(list(params.values()) if groups is None else [
         {"params": [params[k] for k in _keys() if k in keys], **options} for options, keys in groups])
@@ -63,12 +68,12 @@ def _close(params, expected, atol: float = STEPS_ATOL) -> None:
         np.testing.assert_allclose(portnn.to_numpy(params[i][n]), v, rtol=0, atol=atol, err_msg=f"{i}.{n}")
 
 
-def _split(decayed: set, wd: float) -> list:
+def _split(decayed: set[tuple[int, str]], wd: float) -> Groups:
     return [({"weight_decay": wd}, decayed), ({"weight_decay": 0.0}, set(_keys()) - decayed)]
 
 
 # ---- AdamW --------------------------------------------------------------------------------------------------
-ADAMW = {
+ADAMW: dict[str, tuple[Callable[[], portnn.AdamW], set[tuple[int, str]], dict[str, Any], float]] = {
     "default": (lambda: portnn.AdamW(0.01), DEFAULT_DECAYED, {"lr": 0.01}, 0.01),
     "mingpt": (lambda: portnn.AdamW(5e-4 * 20, betas=(0.9, 0.95), weight_decay=0.1), DEFAULT_DECAYED,
                {"lr": 5e-4 * 20, "betas": (0.9, 0.95)}, 0.1),
@@ -131,7 +136,7 @@ def test_adamw_must_be_bound_to_the_model_it_updates(numpy64) -> None:
 
 
 # ---- RMSprop ------------------------------------------------------------------------------------------------
-RMSPROP = {
+RMSPROP: dict[str, dict[str, Any]] = {
     "default": {},
     "lr-alpha-eps": {"lr": 0.003, "alpha": 0.9, "eps": 1e-6},
     "momentum": {"momentum": 0.9},
@@ -198,22 +203,25 @@ def test_configs_are_json_and_rebuild() -> None:
     assert portnn.AdamW().config()["decay"] == list(DECAYED)
 
 
-@pytest.mark.parametrize(("make", "error", "message"), [
+@pytest.mark.parametrize(("make", "error", "message"), [  # wrong types on purpose: each marked for mypy
     (lambda: portnn.AdamW(0.0), ValueError, r"AdamW: lr must be a finite number > 0, got 0.0"),
     (lambda: portnn.AdamW(betas=(0.9, 1.0)), ValueError, r"AdamW: betas\[1\] must be a finite number in \[0, 1\)"),
-    (lambda: portnn.AdamW(betas=0.9), TypeError, r"AdamW: betas must be a pair \(beta1, beta2\)"),
+    (lambda: portnn.AdamW(betas=0.9), TypeError,  # type: ignore[arg-type]
+     r"AdamW: betas must be a pair \(beta1, beta2\)"),
     (lambda: portnn.AdamW(eps=-1e-8), ValueError, r"AdamW: eps must be a finite number > 0"),
     (lambda: portnn.AdamW(weight_decay=-0.1), ValueError, r"AdamW: weight_decay must be a finite number >= 0"),
     (lambda: portnn.AdamW(decay="Dense.weight"), TypeError, r"AdamW: decay must be a list of a 'LayerType.parameter' "
                                                             r"name pattern, got 'Dense.weight'"),
-    (lambda: portnn.AdamW(decay=["Dense.weight", 3]), TypeError, r"AdamW: decay\[1\] must be a 'LayerType.parameter' "
-                                                                 r"name pattern, got 3"),
-    (lambda: portnn.RMSprop(lr="fast"), TypeError, r"RMSprop: lr must be a number, got 'fast'"),
+    (lambda: portnn.AdamW(decay=["Dense.weight", 3]), TypeError,  # type: ignore[list-item]
+     r"AdamW: decay\[1\] must be a 'LayerType.parameter' name pattern, got 3"),
+    (lambda: portnn.RMSprop(lr="fast"), TypeError,  # type: ignore[arg-type]
+     r"RMSprop: lr must be a number, got 'fast'"),
     (lambda: portnn.RMSprop(alpha=1.0), ValueError, r"RMSprop: alpha must be a finite number in \[0, 1\), got 1.0"),
     (lambda: portnn.RMSprop(eps=0.0), ValueError, r"RMSprop: eps must be a finite number > 0"),
     (lambda: portnn.RMSprop(momentum=-0.1), ValueError, r"RMSprop: momentum must be a finite number in \[0, 1\)"),
     (lambda: portnn.RMSprop(weight_decay=float("nan")), ValueError, r"RMSprop: weight_decay must be a finite"),
-    (lambda: portnn.RMSprop(centered=1), TypeError, r"RMSprop: centered must be True or False, got 1"),
+    (lambda: portnn.RMSprop(centered=1), TypeError,  # type: ignore[arg-type]
+     r"RMSprop: centered must be True or False, got 1"),
 ])
 def test_bad_hyper_parameters_are_named(make, error, message: str) -> None:
     with pytest.raises(error, match=message):
@@ -221,7 +229,8 @@ def test_bad_hyper_parameters_are_named(make, error, message: str) -> None:
 
 
 def test_hyper_parameters_are_checked_when_set_later_and_are_python_floats() -> None:
-    opt = portnn.AdamW(np.float64(0.01), betas=(np.float32(0.9), 0.999))
+    # NumPy scalars are accepted and stored as Python floats (the point; np.float32 is no float subclass)
+    opt = portnn.AdamW(np.float64(0.01), betas=(np.float32(0.9), 0.999))  # type: ignore[arg-type]
     assert type(opt.lr) is float
     assert all(type(b) is float for b in opt.betas)
     with pytest.raises(ValueError, match="AdamW: lr must be a finite number > 0"):
@@ -256,6 +265,7 @@ def test_gru_model_fits_saves_and_loads(tmp_path: Path, name: str) -> None:
     portnn.save(net, path)
     back = portnn.load(path)
     assert repr(back) == repr(net)
+    assert back.optimizer is not None
     assert back.optimizer.config() == opt.config()
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v)

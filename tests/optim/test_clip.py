@@ -43,6 +43,7 @@ def torch_reference(grads: list[dict[str, np.ndarray]], max_norm: float) -> tupl
 def test_equals_torch_clip_grad_norm(case64, which: str) -> None:
     max_norm = MAX_NORMS[which]
     expected, expected_norm = torch_reference(GRADS, max_norm)
+    norm: Any  # an array here (the float is for a tree without gradients and no xp)
     clipped, norm = clip_by_global_norm(case64.tree(GRADS), max_norm)
     assert norm.shape == ()
     # measured: the norm equal bit for bit on numpy, array-api-strict, torch and jax
@@ -63,6 +64,7 @@ def test_equals_torch_clip_grad_norm(case64, which: str) -> None:
 def test_is_pure_and_keeps_dtype_and_device(case) -> None:
     grads = case.tree(GRADS)
     before = _host(grads)
+    norm: Any  # an array here (the float is for a tree without gradients and no xp)
     clipped, norm = clip_by_global_norm(grads, 1.0)
     for layer, ref in zip(_host(grads), before, strict=True):  # the input is untouched
         for n, g in layer.items():
@@ -144,6 +146,7 @@ def test_without_gradients_returns_them_and_a_zero_norm() -> None:
     case = _case("array_api_strict", "device1", "float64")
     clipped, norm = clip_by_global_norm([{}], 1.0, xp=case.xp, device=case.device)
     assert clipped == [{}]
+    assert not isinstance(norm, float)  # a 0-d array of xp
     assert array_api_compat.array_namespace(norm) is case.xp
     assert norm.device == case.device
     assert float(portnn.to_numpy(norm)) == 0.0
@@ -183,6 +186,7 @@ def test_bad_tree_is_named() -> None:
 def test_max_norm_numpy_scalar_does_not_promote_float32() -> None:
     """max_norm becomes a Python float: a NumPy float64 scalar would otherwise turn float32 gradients float64."""
     grads = [{n: g.astype(np.float32) for n, g in layer.items()} for layer in GRADS]
+    norm: Any  # an array here (the float is for a tree without gradients and no xp)
     clipped, norm = clip_by_global_norm(grads, np.float64(1.0))
     assert norm.dtype == np.float32
     assert all(g.dtype == np.float32 for layer in clipped for g in layer.values())

@@ -3,6 +3,9 @@ device-preserving, state moved by ``net.to``, and hyper-parameters checked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -12,11 +15,11 @@ from portnn import datasets
 
 RNG = np.random.default_rng(3)
 # a parameter tree as a model holds it: one {name: shape} per layer, {} for a parameter-free layer
-SHAPES = [{"weight": (4, 3), "bias": (3,)}, {}, {"weight": (3, 2)}]
+SHAPES: list[dict[str, tuple[int, ...]]] = [{"weight": (4, 3), "bias": (3,)}, {}, {"weight": (3, 2)}]
 START = [{n: RNG.standard_normal(s) for n, s in layer.items()} for layer in SHAPES]
 GRADS = [[{n: RNG.standard_normal(s) for n, s in layer.items()} for layer in SHAPES] for _ in range(6)]
 
-CONFIGS = {
+CONFIGS: dict[str, tuple[Callable[[], portnn.Optimizer], str, dict[str, Any]]] = {
     "sgd": (lambda: portnn.SGD(0.1), "SGD", {"lr": 0.1}),
     "sgd-momentum-wd": (lambda: portnn.SGD(0.1, momentum=0.9, weight_decay=0.01), "SGD",
                         {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
@@ -132,17 +135,18 @@ def test_update_with_mismatched_trees_names_them(numpy64, make) -> None:
     assert opt.update([{}, {}], [{}, {}], empty) == ([{}, {}], empty)
 
 
-@pytest.mark.parametrize(("make", "message"), [
+@pytest.mark.parametrize(("make", "message"), [  # wrong types on purpose: each marked for mypy
     (lambda: portnn.SGD(0.0), r"SGD: lr must be a finite number > 0, got 0.0"),
     (lambda: portnn.SGD(0.1, momentum=1.0), r"SGD: momentum must be a finite number in \[0, 1\), got 1.0"),
     (lambda: portnn.SGD(0.1, momentum=-0.5), r"SGD: momentum must be a finite number in \[0, 1\)"),
     (lambda: portnn.SGD(0.1, nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
     (lambda: portnn.SGD(0.1, weight_decay=-1), r"SGD: weight_decay must be a finite number >= 0, got -1"),
-    (lambda: portnn.SGD(0.1, momentum=0.9, nesterov=1), r"SGD: nesterov must be True or False"),
-    (lambda: portnn.SGD("fast"), r"SGD: lr must be a number, got 'fast'"),
+    (lambda: portnn.SGD(0.1, momentum=0.9, nesterov=1),  # type: ignore[arg-type]
+     r"SGD: nesterov must be True or False"),
+    (lambda: portnn.SGD("fast"), r"SGD: lr must be a number, got 'fast'"),  # type: ignore[arg-type]
     (lambda: portnn.Adam(float("nan")), r"Adam: lr must be a finite number > 0, got nan"),
     (lambda: portnn.Adam(betas=(0.9, 1.0)), r"Adam: betas\[1\] must be a finite number in \[0, 1\), got 1.0"),
-    (lambda: portnn.Adam(betas=0.9), r"Adam: betas must be a pair \(beta1, beta2\), got 0.9"),
+    (lambda: portnn.Adam(betas=0.9), r"Adam: betas must be a pair \(beta1, beta2\), got 0.9"),  # type: ignore[arg-type]
     (lambda: portnn.Adam(eps=0), r"Adam: eps must be a finite number > 0, got 0"),
     (lambda: portnn.Adam(weight_decay=float("inf")), r"Adam: weight_decay must be a finite number >= 0, got inf"),
 ])
@@ -152,11 +156,12 @@ def test_bad_hyper_parameters_are_named(make, message: str) -> None:
 
 
 def test_hyper_parameters_become_python_floats() -> None:
-    opt = portnn.Adam(np.float64(0.01), betas=(np.float32(0.9), 0.999), eps=np.float64(1e-8))
+    # NumPy scalars are accepted and stored as Python floats (the point; np.float32 is no float subclass)
+    opt = portnn.Adam(np.float64(0.01), betas=(np.float32(0.9), 0.999), eps=np.float64(1e-8))  # type: ignore[arg-type]
     assert type(opt.lr) is float
     assert all(type(b) is float for b in opt.betas)
     assert type(opt.eps) is float
-    assert type(portnn.SGD(np.float64(0.1), momentum=np.float32(0.5)).momentum) is float
+    assert type(portnn.SGD(np.float64(0.1), momentum=np.float32(0.5)).momentum) is float  # type: ignore[arg-type]
 
 
 def _small_problem() -> tuple[np.ndarray, np.ndarray, portnn.Sequential]:
@@ -174,7 +179,9 @@ def test_state_moves_with_the_model(make) -> None:
     X, y, net = _small_problem()
     net.fit(X, y, loss=portnn.SoftmaxCrossEntropy(), optimizer=make(), epochs=3, batch_size=16)
     net.to("array_api_strict", "device1")
-    xp, device = net.placement.xp, net.placement.device
+    placement = net.placement
+    assert placement is not None
+    xp, device = placement.xp, placement.device
     state = _named(net.optimizer_state)
     assert {k[0] for k in state} == set(make().slot_names()[0]) | set(make().slot_names()[1])
     for key, value in state.items():

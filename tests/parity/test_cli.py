@@ -17,7 +17,7 @@ from portnn.parity.golden import load_golden
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
-def parity(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+def parity(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str, str]:
     code = cli.main(["parity", *map(str, args)])
     out = capsys.readouterr()
     return code, out.out, out.err

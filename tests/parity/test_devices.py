@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_cuda_without_a_gpu_names_the_backend(name: str) -> None:
 
 def test_to_numpy_uses_cupy_get_never_implicit_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in for cupy.ndarray that, like CuPy, refuses implicit conversion to NumPy."""
-    fake = types.ModuleType("cupy")
+    fake: Any = types.ModuleType("cupy")  # given an attribute ModuleType does not declare
 
     class ndarray:  # the class name array-api-compat looks for
         def __init__(self, data: np.ndarray) -> None:

@@ -97,4 +97,5 @@ def test_a_backend_exact_to_numpy_must_equal_numpy_here_bit_for_bit(monkeypatch:
     monkeypatch.setattr(parity_check, "compute_reference", nudged)
     row = check(problem, Target("array_api_strict", "CPU_DEVICE", "float64"), ref)
     assert not row.passed
+    assert row.error is not None
     assert "not bit-identical to numpy on this machine" in row.error

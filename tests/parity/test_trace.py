@@ -21,8 +21,12 @@ def test_observed_run_is_exactly_a_plain_fit(backend: str, device: str) -> None:
         pytest.skip(f"{backend} is not installed")
     problem = Problem.from_recipe("mlp", seed=3, epochs=4)
     snaps: list[dict[str, np.ndarray]] = []
-    run = train(problem, Target(backend, device, "float32"), on_step=lambda _s, _l, w: snaps.append(w),
-                snapshots=True)
+
+    def record(_step: int, _loss: float, weights: dict[str, np.ndarray] | None) -> None:
+        assert weights is not None  # snapshots=True: the weights after every step
+        snaps.append(weights)
+
+    run = train(problem, Target(backend, device, "float32"), on_step=record, snapshots=True)
     xp, dev = backends.load(backend, device)
     net = problem.recipe.model(3).to(xp, dev, "float32")
     history = net.fit(host.from_numpy(problem.X, xp, device=dev, dtype=None),
@@ -60,6 +64,7 @@ def test_trace_names_the_tampered_step_and_layer(monkeypatch: pytest.MonkeyPatch
     assert rows["numpy"].passed
     bad = rows["array_api_strict"]
     assert not bad.passed
+    assert bad.first_bad is not None
     assert bad.first_bad["step"] == 7
     assert bad.first_bad["layer"] == "2.weight"
     assert bad.first_bad["diff"] == pytest.approx(1e-9, rel=1e-3)
@@ -68,6 +73,7 @@ def test_trace_names_the_tampered_step_and_layer(monkeypatch: pytest.MonkeyPatch
     # without --trace only the losses are compared step by step: the bug shows one step later, in the loss
     plain = run_parity(problem, targets)
     first = {r.target.backend: r for r in plain.rows}["array_api_strict"].first_bad
+    assert first is not None
     assert first["step"] == 8
     assert first["layer"] == "loss"
 
@@ -79,14 +85,19 @@ def test_tracer_reports_a_longer_run_and_stops_at_the_first_failure() -> None:
     tracer = Tracer(ref, "float64", 1e-12)
     w = ref.snapshots["float64"][0]
     tracer(1, ref.losses["float64"][0], w)
-    assert tracer.first is None
+    passed = tracer.first
+    assert passed is None
     tracer(2, ref.losses["float64"][1] + 1e-6, ref.snapshots["float64"][1])
-    assert tracer.first["step"] == 2
-    assert tracer.first["layer"] == "loss"
+    first = tracer.first
+    assert first is not None
+    assert first["step"] == 2
+    assert first["layer"] == "loss"
     tracer(3, 0.0, w)  # later steps do not overwrite the first failure
+    assert tracer.first is not None
     assert tracer.first["step"] == 2
     longer = Tracer(ref, "float64", 1e-12)
     longer(4, 0.0, None)
+    assert longer.first is not None
     assert longer.first["layer"] == "steps"
 
 
@@ -99,6 +110,7 @@ def test_a_run_with_another_step_count_fails_and_the_report_stays_valid_json() -
     report = run_parity(shorter, [Target("numpy", "cpu", "float64")], reference=ref)
     row = report.rows[0]
     assert not row.passed
+    assert row.first_bad is not None
     assert row.first_bad["layer"] == "steps"
     assert "4 steps, the reference has 5" in render(report)
     data = json.loads(json.dumps(report.as_dict(), allow_nan=False))

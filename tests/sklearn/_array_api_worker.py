@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 os.environ["SCIPY_ARRAY_API"] = "1"  # before scipy and scikit-learn are imported
 
@@ -17,7 +18,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from portnn import backends, host
 from portnn.sklearn import NeuralNetClassifier, NeuralNetRegressor
 
-SMALL = {"hidden_layer_sizes": (16,), "max_iter": 40, "lr": 0.01}
+SMALL: dict[str, Any] = {"hidden_layer_sizes": (16,), "max_iter": 40, "lr": 0.01}
 
 
 def array_api_checks() -> dict[str, list[list[str]]]:
@@ -30,7 +31,7 @@ def array_api_checks() -> dict[str, list[list[str]]]:
     return found
 
 
-def describe(a: object) -> list[str]:
+def describe(a: Any) -> list[str]:
     """[namespace module, device, dtype] of an array."""
     return [type(a).__module__, str(getattr(a, "device", "cpu")), str(a.dtype)]
 
@@ -41,7 +42,8 @@ def dispatch() -> dict[str, object]:
 
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    settings = {"hidden_layer_sizes": (8,), "max_iter": 20, "lr": 0.01, "batch_size": 32, "random_state": 0}
+    settings: dict[str, Any] = {"hidden_layer_sizes": (8,), "max_iter": 20, "lr": 0.01, "batch_size": 32,
+                                "random_state": 0}
     reference = NeuralNetClassifier(**settings).fit(X, y)
     facts: dict[str, object] = {}
     with sklearn.config_context(array_api_dispatch=True):

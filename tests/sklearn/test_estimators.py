@@ -30,8 +30,8 @@ from portnn.array.tree import leaves
 from portnn.sklearn import NeuralNetClassifier, NeuralNetRegressor
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"hidden_layer_sizes": (16,), "max_iter": 40, "lr": 0.01}  # what scikit-learn's checks train
-FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "lr": 0.01, "batch_size": 32, "random_state": 0}
+SMALL: dict[str, Any] = {"hidden_layer_sizes": (16,), "max_iter": 40, "lr": 0.01}  # what scikit-learn's checks train
+FAST: dict[str, Any] = {"hidden_layer_sizes": (16,), "max_iter": 30, "lr": 0.01, "batch_size": 32, "random_state": 0}
 
 
 def installed(name: str) -> bool:
@@ -112,7 +112,9 @@ def test_default_classifier_works_as_is() -> None:
     assert clf.n_features_in_ == 4
     assert clf.n_outputs_ == 3
     assert [type(layer).__name__ for layer in clf.model_.layers] == ["Dense", "ReLU", "Dense"]
-    assert clf.model_.layers[0].out_features == 100
+    first = clf.model_.layers[0]
+    assert isinstance(first, portnn.Dense)
+    assert first.out_features == 100
     assert 1 <= clf.n_iter_ <= 200
     assert len(clf.loss_curve_) == clf.n_iter_
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
@@ -161,9 +163,10 @@ def test_get_params_set_params_round_trip() -> None:
 
 
 def test_constructor_only_stores_and_fit_checks() -> None:
-    bad = [{"activation": "swish"}, {"optimizer": "rmsprop"}, {"lr": 0}, {"lr": float("nan")}, {"max_iter": 0},
-           {"batch_size": "big"}, {"hidden_layer_sizes": (4, 0)}, {"dtype": "float16"}, {"compile": "yes"},
-           {"validation_fraction": 1.0}, {"tol": -1.0}, {"layers": "mlp"}, {"shuffle": 1}]
+    bad: list[dict[str, Any]] = [
+        {"activation": "swish"}, {"optimizer": "rmsprop"}, {"lr": 0}, {"lr": float("nan")}, {"max_iter": 0},
+        {"batch_size": "big"}, {"hidden_layer_sizes": (4, 0)}, {"dtype": "float16"}, {"compile": "yes"},
+        {"validation_fraction": 1.0}, {"tol": -1.0}, {"layers": "mlp"}, {"shuffle": 1}]
     X, y = np.eye(4), np.array([0, 1, 0, 1])
     for params in bad:
         clf = NeuralNetClassifier(**params)  # never raises here
@@ -299,7 +302,9 @@ def not_layers(n_features: int, n_outputs: int) -> Any:
 def test_layers_callable_builds_the_network(iris: tuple[np.ndarray, np.ndarray]) -> None:
     clf = NeuralNetClassifier(tanh_net, **FAST).fit(*iris)
     assert [type(layer).__name__ for layer in clf.model_.layers] == ["Dense", "Tanh", "Dense"]
-    assert clf.model_.layers[-1].out_features == 3
+    last = clf.model_.layers[-1]
+    assert isinstance(last, portnn.Dense)
+    assert last.out_features == 3
     assert clf.score(*iris) > 0.9
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(iris[0]), clf.predict_proba(iris[0]))
@@ -366,9 +371,12 @@ def test_pickle_of_a_model_on_another_backend(iris: tuple[np.ndarray, np.ndarray
     X, y = iris
     clf = NeuralNetClassifier(**{**FAST, "max_iter": 3}, backend="array_api_strict", device="device1").fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
-    assert restored.model_.placement is None  # placed again where it was fitted at its first use
+    unpickled = restored.model_.placement
+    assert unpickled is None  # placed again where it was fitted at its first use
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
-    assert "device1" in str(restored.model_.placement.device)
+    placed = restored.model_.placement
+    assert placed is not None
+    assert "device1" in str(placed.device)
 
 
 # ---- backends and dtypes -----------------------------------------------------------------------------------------
@@ -409,7 +417,8 @@ def test_float32_stays_float32(iris: tuple[np.ndarray, np.ndarray], backend: str
 def test_regressor_1d_and_2d_targets() -> None:
     X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
     X, y = StandardScaler().fit_transform(X), y / y.std()
-    settings = {"hidden_layer_sizes": (32,), "max_iter": 100, "lr": 0.01, "batch_size": 32, "random_state": 0}
+    settings: dict[str, Any] = {"hidden_layer_sizes": (32,), "max_iter": 100, "lr": 0.01, "batch_size": 32,
+                                "random_state": 0}
     one = NeuralNetRegressor(**settings).fit(X, y)
     assert one.predict(X).shape == (200,)
     assert one.score(X, y) > 0.95

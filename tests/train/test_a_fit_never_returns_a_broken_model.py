@@ -224,8 +224,8 @@ def test_predict_never_returns_non_finite_outputs() -> None:
 @pytest.mark.parametrize(("make", "error", "message"), [
     (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=-1), ValueError, r"Sequential: seed must be an int >= 0, "
                                                                          r"got -1"),
-    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=1.5), TypeError, r"Sequential: seed must be an int >= 0, "
-                                                                         r"got 1.5"),
+    (lambda: portnn.Sequential(portnn.Dense(3, 1), seed=1.5), TypeError,  # type: ignore[arg-type]  # the point
+     r"Sequential: seed must be an int >= 0, got 1.5"),
 ])
 def test_bad_model_seeds(make, error, message) -> None:
     with pytest.raises(error, match=message):
@@ -233,7 +233,7 @@ def test_bad_model_seeds(make, error, message) -> None:
 
 
 def test_a_numpy_integer_seed_is_accepted() -> None:
-    assert portnn.Sequential(portnn.Dense(3, 1), seed=np.int64(3)).seed == 3
+    assert portnn.Sequential(portnn.Dense(3, 1), seed=np.int64(3)).seed == 3  # type: ignore[arg-type]  # the point
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [

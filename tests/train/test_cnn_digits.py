@@ -15,6 +15,7 @@ SHORT = 128  # samples of the shortened parity run: 2 epochs of 4 batches of 32 
 
 
 def test_digits_cnn_reaches_97_percent_on_numpy(numpy64) -> None:
+    assert CNN.test_data is not None  # the recipe has held-out data
     (X, y), (X_test, y_test) = CNN.data(), CNN.test_data()
     assert X.shape[1:] == (1, 8, 8)
     net = CNN.model(1)

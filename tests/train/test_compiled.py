@@ -220,7 +220,8 @@ def test_data_parallel_training_is_compiled_in_two_parts_around_the_allreduce(ja
     xp, device = jax_backend
     mlp = recipes.get("mlp")
     X, y = (xp.asarray(a, device=device) for a in mlp.data())
-    kw = {"loss": mlp.loss(), "optimizer": mlp.optimizer(0.1), "epochs": 3, "batch_size": 24, "compile": True}
+    kw: dict[str, Any] = {"loss": mlp.loss(), "optimizer": mlp.optimizer(0.1), "epochs": 3, "batch_size": 24,
+                          "compile": True}
     alone = mlp.model(1).to(xp, device)
     alone.fit(X, y, **kw)
     net = mlp.model(1).to(xp, device)

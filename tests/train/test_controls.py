@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def torch_reference(net: portnn.Sequential, name: str, steps: int, batch: int) -
     nn = torch.nn
     w = {k: torch.tensor(v) for k, v in net.state_dict().items()}
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined]  # nn: a module imported at run time (importorskip)
         def __init__(self) -> None:
             super().__init__()
             self.conv, self.bn = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
@@ -175,10 +176,10 @@ def test_steps_semantics_and_errors() -> None:
 
 def test_control_arguments_are_checked_before_any_work() -> None:
     net = resnet()
-    kw = {"loss": portnn.SoftmaxCrossEntropy(), "optimizer": portnn.SGD(0.1)}
+    kw: dict[str, Any] = {"loss": portnn.SoftmaxCrossEntropy(), "optimizer": portnn.SGD(0.1)}
     before = net.state_dict()
     with pytest.raises(TypeError, match="schedule must be a portnn schedule"):
-        net.fit(X, LABELS, schedule="cosine", **kw)
+        net.fit(X, LABELS, schedule="cosine", **kw)  # type: ignore[arg-type]  # the wrong type is the point
     with pytest.raises(ValueError, match="clip_norm must be a finite number > 0"):
         net.fit(X, LABELS, clip_norm=-1.0, **kw)
     with pytest.raises(TypeError, match=r"clip_norm must be a finite number > 0 or one of None, False, got True"):
@@ -253,7 +254,7 @@ def _overfitting_data():
 def test_early_stopping_restores_the_best_epoch() -> None:
     x, y, xv, yv = _overfitting_data()
     make = lambda: portnn.Sequential(portnn.Dense(3, 8), portnn.Tanh(), portnn.Dense(8, 1), seed=1)  # noqa: E731
-    kw = {"loss": portnn.MSE(), "optimizer": portnn.SGD(0.05), "batch_size": 8}
+    kw: dict[str, Any] = {"loss": portnn.MSE(), "optimizer": portnn.SGD(0.05), "batch_size": 8}
     stopper = portnn.EarlyStopping(monitor="val_loss", patience=2)
     net = make()
     history = net.fit(x, y, epochs=50, validation_data=(xv, yv), callbacks=[stopper], **kw)

@@ -24,6 +24,7 @@ CHEAP = {"lr": 5e-3, "epochs": 20, "batch_size": 128}
 
 def train_and_test(case, schedule: dict) -> tuple[int, np.ndarray]:
     """(correct test predictions, final weights of layer 0) after training the recipe's model on ``case``."""
+    assert RECIPE.test_data is not None  # the recipe has held-out data
     (X, y), (X_test, y_test) = RECIPE.data(), RECIPE.test_data()
     net = RECIPE.model(SEED).to(case.xp, case.device, case.dtype_name)
     net.fit(case.asarray(X), case.asarray(y, dtype=case.ints), loss=RECIPE.loss(),
@@ -41,12 +42,14 @@ def numpy_result() -> tuple[int, np.ndarray]:
 
 def test_the_recipe_reaches_97_percent_on_numpy(numpy64) -> None:
     correct, _ = train_and_test(numpy64, FULL)
+    assert RECIPE.test_data is not None
     n = len(RECIPE.test_data()[1])
     assert correct / n >= 0.97, f"{correct}/{n} = {correct / n:.2%}"
 
 
 def test_every_backend_gets_the_same_digits_right(case64, numpy_result) -> None:
     correct, weight = train_and_test(case64, CHEAP)
+    assert RECIPE.test_data is not None
     n = len(RECIPE.test_data()[1])
     assert correct / n >= 0.97, f"{case64}: {correct}/{n} = {correct / n:.2%}"
     assert correct == numpy_result[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -92,7 +94,7 @@ def test_to_takes_the_array_module_itself(numpy64) -> None:
     X, y = np.ones((4, 3)), np.zeros((4, 2))
     by_module = portnn.Sequential(portnn.Dense(3, 2), seed=0).to(np)
     by_name = portnn.Sequential(portnn.Dense(3, 2), seed=0).to("numpy")
-    kw = {"loss": portnn.MSE(), "optimizer": portnn.SGD(0.1), "epochs": 2}
+    kw: dict[str, Any] = {"loss": portnn.MSE(), "optimizer": portnn.SGD(0.1), "epochs": 2}
     assert by_module.fit(X, y, **kw) == by_name.fit(X, y, **kw)
     with pytest.raises(TypeError, match="is not an array namespace"):
         portnn.Sequential(portnn.Dense(3, 2)).to(object())
@@ -154,7 +156,7 @@ def test_learning_rate_must_be_positive(lr: float) -> None:
 
 
 def test_learning_rate_numpy_scalar_becomes_python_float() -> None:
-    assert type(portnn.SGD(np.float32(0.5)).lr) is float
+    assert type(portnn.SGD(np.float32(0.5)).lr) is float  # type: ignore[arg-type]  # np.float32 is no float: the point
 
 
 @pytest.mark.parametrize(("kw", "pattern"), [
@@ -170,11 +172,12 @@ def test_bad_fit_arguments(numpy64, kw: dict, pattern: str) -> None:
         fit(net, X, y, **kw)
 
 
-@pytest.mark.parametrize(("make", "pattern"), [
+@pytest.mark.parametrize(("make", "pattern"), [  # wrong types on purpose: each marked for mypy
     (lambda: portnn.Dense(0, 3), r"Dense: in_features must be an int >= 1, got 0"),
-    (lambda: portnn.Dense(3, 2.0), r"Dense: out_features must be an int >= 1, got 2.0"),
+    (lambda: portnn.Dense(3, 2.0), r"Dense: out_features must be an int >= 1, got 2.0"),  # type: ignore[arg-type]
     (lambda: portnn.Dense(3, 2, init="nope"), r"init must be one of .*, got 'nope'"),
-    (lambda: portnn.Sequential(portnn.Dense(3, 2), "relu"), r"layer 1 must be a portnn Layer, got str"),
+    (lambda: portnn.Sequential(portnn.Dense(3, 2), "relu"),  # type: ignore[arg-type]
+     r"layer 1 must be a portnn Layer, got str"),
     (lambda: portnn.Sequential(portnn.Dense(3, 2), dtype="float16"), r"dtype must be one of"),
 ])
 def test_bad_construction(make, pattern: str) -> None:

@@ -3,6 +3,8 @@ losses with the optimizer state rolled back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -148,7 +150,7 @@ def test_weights_changed_by_the_progress_callback_are_the_ones_trained_on() -> N
     def flat(net: portnn.Sequential) -> dict[str, np.ndarray]:
         return {k: np.zeros_like(v) + 0.01 for k, v in net.state_dict().items()}
 
-    kw = {"loss": portnn.SoftmaxCrossEntropy(), "epochs": 1, "batch_size": 32}
+    kw: dict[str, Any] = {"loss": portnn.SoftmaxCrossEntropy(), "epochs": 1, "batch_size": 32}
     ref = spiral_net()
     ref.fit(X_SPIRAL, Y_SPIRAL, optimizer=portnn.SGD(0.1), **kw)
     ref.load_state_dict(flat(ref))

@@ -47,7 +47,8 @@ def magnitudes(draw: Any) -> float:
 
 @st.composite
 def dense_stack(draw: Any, features: int, outputs: int) -> list[Any]:
-    layers, width = [], features
+    layers: list[portnn.Layer] = []
+    width = features
     for _ in range(draw(st.integers(0, 2))):
         hidden = draw(st.integers(1, 6))
         layers.append(portnn.Dense(width, hidden, bias=draw(st.booleans())))
@@ -67,7 +68,7 @@ def conv_stack(draw: Any, channels: int, outputs: int, size: int) -> list[Any]:
     out_channels, kernel = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     padding = draw(st.integers(0, 1))
     side = size + 2 * padding - kernel + 1
-    layers = [portnn.Conv2D(channels, out_channels, kernel, padding=padding)]
+    layers: list[portnn.Layer] = [portnn.Conv2D(channels, out_channels, kernel, padding=padding)]
     if draw(st.integers(0, 2)) == 0:
         layers.append(portnn.BatchNorm2d(out_channels))
     layers.append(draw(st.sampled_from(ACTIVATIONS))())

@@ -23,7 +23,11 @@ def tiny_gpt(seed: int = 1, length: int = 8, causal: bool = True) -> portnn.Sequ
     """A one-block GPT over 3 ids, contexts of at most ``length``; ``causal`` False: attention sees every step."""
     net = gpt(VOCAB, length, 16, 2, 1, 0.1, seed)
     if not causal:
-        net.layers[3].layers[1].causal = False
+        block = net.layers[3]
+        assert isinstance(block, portnn.Residual)
+        attention = block.layers[1]
+        assert isinstance(attention, portnn.MultiHeadAttention)
+        attention.causal = False
     return net
 
 

@@ -4,6 +4,7 @@ gradient matches finite differences, on numpy and array_api_strict (both devices
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -90,5 +91,7 @@ def min_relu_margin(net: portnn.Sequential, x: np.ndarray) -> float:
             margin = min(margin, float(np.min(np.abs(a))))
             a = np.maximum(a, 0.0)
         else:
-            a = {portnn.Sigmoid: lambda v: 1.0 / (1.0 + np.exp(-v)), portnn.Tanh: np.tanh}[type(layer)](a)
+            smooth: dict[type[portnn.Layer], Callable[[np.ndarray], np.ndarray]] = {
+                portnn.Sigmoid: lambda v: 1.0 / (1.0 + np.exp(-v)), portnn.Tanh: np.tanh}
+            a = smooth[type(layer)](a)
     return margin

@@ -17,11 +17,12 @@ torch = pytest.importorskip("torch")
 
 import portnn  # noqa: E402
 from portnn.array import tree  # noqa: E402
+from portnn.array.types import Array  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _data(rows: int, features: int, outputs: int) -> tuple[object, object]:
+def _data(rows: int, features: int, outputs: int) -> tuple[Array, Array]:
     rng = np.random.default_rng(0)
     X = torch.asarray(rng.normal(size=(rows, features)).astype(np.float32)).requires_grad_(True)
     y = torch.asarray(rng.normal(size=(rows, outputs)).astype(np.float32)).requires_grad_(True)

@@ -15,6 +15,7 @@ SHORT = 96  # samples of the shortened parity run: 2 epochs of 3 batches of 32
 
 
 def test_digits_resnet_reaches_97_percent_on_numpy(numpy64) -> None:
+    assert RESNET.test_data is not None  # the recipe has held-out data
     (X, y), (X_test, y_test) = RESNET.data(), RESNET.test_data()
     net = RESNET.model(1)
     net.fit(X, y, loss=RESNET.loss(), optimizer=RESNET.optimizer(RESNET.lr), epochs=RESNET.epochs,

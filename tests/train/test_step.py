@@ -76,8 +76,8 @@ def test_fit_is_the_loop_around_the_step(case) -> None:
             params, state, opt_state, _, _ = step(params, state, opt_state, X[rows, ...], y[rows, ...], (epoch, b))
     net.fit(X, y, loss=portnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=2, batch_size=4, shuffle=False,
             compile=False)  # bit for bit: the same eager arithmetic (compiled runs are checked in test_compiled.py)
-    for a, b in zip(host(net.params), host(params), strict=True):
-        np.testing.assert_array_equal(a, b)
+    for got, want in zip(host(net.params), host(params), strict=True):  # (b: the batch index above)
+        np.testing.assert_array_equal(got, want)
 
 
 class Recorder(portnn.Callback):
@@ -129,6 +129,6 @@ def test_bad_callbacks_are_refused_before_training() -> None:
     net = dropout_net()
     with pytest.raises(TypeError, match=r"fit: callbacks must be a list of portnn.Callback objects"):
         net.fit(np.ones((4, 4)), np.zeros(4, dtype=int), loss=portnn.SoftmaxCrossEntropy(), optimizer=portnn.SGD(0.1),
-                callbacks=[print])
+                callbacks=[print])  # type: ignore[list-item]  # the wrong type is the point
     assert net.epoch == 0
     assert net.placement is None

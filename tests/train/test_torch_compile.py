@@ -34,7 +34,7 @@ def _t(values: Any, dtype: Any = None) -> Any:
 RNG = np.random.default_rng(0)
 IMG, FLAT, SEQ = (_t(RNG.normal(size=s), torch.float64) for s in ((4, 2, 6, 6), (4, 6), (4, 5, 3)))
 # (layers after a first layer, so that their input gradient is computed; input; loss; targets)
-STEPS = {
+STEPS: dict[str, tuple[list[portnn.Layer], Array, portnn.Loss, Array]] = {
     "ReLU": ([P.Dense(6, 3), P.ReLU()], FLAT, P.MSE(), _t(RNG.normal(size=(4, 3)))),
     "Softplus": ([P.Dense(6, 3), P.Softplus()], FLAT, P.MSE(), _t(RNG.normal(size=(4, 3)))),
     "ELU": ([P.Dense(6, 3), P.ELU()], FLAT, P.MSE(), _t(RNG.normal(size=(4, 3)))),
