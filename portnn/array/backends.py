@@ -99,6 +99,10 @@ def registry() -> dict[str, Backend]:
         reads = compiled.get("epoch_reads", [])
         if not isinstance(reads, list) or any(d not in declared for d in reads):
             raise ValueError(f"{path}: [compile] epoch_reads must list declared devices ({declared}), got {reads!r}")
+        dtypes = compiled.get("ci_dtypes", ["float32", "float64"])
+        if not isinstance(dtypes, list) or not dtypes or any(d not in ("float32", "float64") for d in dtypes):
+            raise ValueError(f"{path}: [compile] ci_dtypes (ci/matrix's compiled rows) must list float32 and/or "
+                             f"float64, got {dtypes!r}")
         out[raw["name"]] = Backend(**raw)
     return out
 

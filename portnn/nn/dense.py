@@ -3,8 +3,6 @@ any rank >= 2 (as torch's Linear): leading axes are folded into rows for one 2-D
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..array.types import Array
 from .affine import _Affine
 from .layer import Context, Grads
@@ -31,22 +29,20 @@ class Dense(_Affine):
             )
         return (*shape[:-1], self.out_features)
 
-    def _rows(self, a: Array, xp: Any) -> Array:
-        """(batch, ..., k) -> (rows, k); a 2-D array as it is (so 2-D results stay bit for bit what they were)."""
-        return a if a.ndim == 2 else xp.reshape(a, (-1, a.shape[-1]))
-
     def forward(self, params: dict[str, Array], x: Array, ctx: Context) -> tuple[Array, Array]:
-        y = self._rows(x, ctx.xp) @ params["weight"]
+        flat = x if x.ndim == 2 else ctx.xp.reshape(x, (-1, x.shape[-1]))  # leading axes folded into rows
+        y = flat @ params["weight"]
         y = y + params["bias"] if self.bias else y
         return (y if x.ndim == 2 else ctx.xp.reshape(y, (*x.shape[:-1], self.out_features))), x
 
     def backward(self, params: dict[str, Array], x: Array, dy: Array, ctx: Context) -> tuple[Array | None, Grads]:
-        xp = ctx.xp
-        x2, dy2 = self._rows(x, xp), self._rows(dy, xp)  # the weight gradient sums over every leading axis
-        grads = {"weight": x2.T @ dy2}
+        xp, shape = ctx.xp, x.shape
+        if x.ndim != 2:  # as in forward: the weight gradient sums over every leading axis
+            x, dy = xp.reshape(x, (-1, shape[-1])), xp.reshape(dy, (-1, dy.shape[-1]))
+        grads = {"weight": x.T @ dy}
         if self.bias:
-            grads["bias"] = xp.sum(dy2, axis=0)
+            grads["bias"] = xp.sum(dy, axis=0)
         if not ctx.need_dx:
             return None, grads
-        dx = dy2 @ params["weight"].T
-        return (dx if x.ndim == 2 else xp.reshape(dx, tuple(x.shape))), grads
+        dx = dy @ params["weight"].T
+        return (dx if len(shape) == 2 else xp.reshape(dx, tuple(shape))), grads

@@ -85,14 +85,20 @@ def test_wheel_ships_the_backend_files(tmp_path: Path) -> None:
         assert f"portnn/_backends/{f.name}" in names
 
 
-def test_a_backend_file_with_undeclared_epoch_reads_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = (ROOT / "backends" / "cupy.toml").read_text().replace('epoch_reads = ["cuda"]', 'epoch_reads = ["tpu"]')
-    assert 'epoch_reads = ["tpu"]' in text
-    (tmp_path / "cupy.toml").write_text(text)
+@pytest.mark.parametrize(("file", "line", "edited", "message"), [
+    ("cupy", 'epoch_reads = ["cuda"]', 'epoch_reads = ["tpu"]', r"epoch_reads must list declared devices"),
+    ("torch", 'ci_dtypes = ["float64"]', 'ci_dtypes = ["float16"]', r"ci_dtypes .* must list float32 and/or float64"),
+    ("torch", 'ci_dtypes = ["float64"]', "ci_dtypes = []", r"ci_dtypes .* must list float32 and/or float64"),
+])
+def test_a_backend_file_with_a_bad_compile_table_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str,
+                                                            line: str, edited: str, message: str) -> None:
+    text = (ROOT / "backends" / f"{file}.toml").read_text().replace(line, edited)
+    assert edited in text
+    (tmp_path / f"{file}.toml").write_text(text)
     monkeypatch.setattr(backends, "backends_dir", lambda: tmp_path)
     backends.registry.cache_clear()
     try:
-        with pytest.raises(ValueError, match=r"epoch_reads must list declared devices"):
+        with pytest.raises(ValueError, match=message):
             backends.registry()
     finally:
         monkeypatch.undo()
