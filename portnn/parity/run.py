@@ -223,11 +223,11 @@ def parse_targets(spec: str, dtypes: tuple[str, ...] = DTYPES) -> list[Target]:
 
 
 def parse_dtypes(spec: str) -> tuple[str, ...]:
-    """('float64', 'float32') from 'float32,float64' (validated, reference order)."""
-    names = {s.strip() for s in spec.split(",") if s.strip()}
+    """('float64', 'float32') from 'float32,float64' or 'both' (validated, reference order)."""
+    names = set(DTYPES) if spec.strip() == "both" else {s.strip() for s in spec.split(",") if s.strip()}
     bad = names - set(DTYPES)
     if bad or not names:
-        raise ValueError(f"--dtype: expected float32 and/or float64, got {spec!r}")
+        raise ValueError(f"--dtype: expected float32, float64 or both, got {spec!r}")
     return tuple(d for d in DTYPES if d in names)
 
 

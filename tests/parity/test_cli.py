@@ -148,7 +148,7 @@ def test_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "unknown example 'nosuch'" in err
     code, _, err = parity(capsys, "--dtype", "float16")
     assert code == 2
-    assert "--dtype" in err
+    assert "--dtype: expected float32, float64 or both, got 'float16'" in err
     code, _, err = parity(capsys, "--against", GOLDEN / "seed.npz", "--example", "mlp")
     assert code == 2
     assert "--against" in err
@@ -174,3 +174,13 @@ def test_cupy_requested_without_cupy_or_gpu_is_a_clear_error(capsys: pytest.Capt
         assert "pip install 'cupy-cuda12x" in err
         assert "cupy-cuda11x" in err
         assert "cupy-cuda13x" in err
+
+
+def test_dtype_both_is_the_two_dtypes() -> None:
+    """--dtype takes what its help says: float32, float64, both, or the two comma-separated (ci/matrix passes both)."""
+    from portnn.parity.run import parse_dtypes
+
+    assert parse_dtypes("both") == parse_dtypes("float32,float64") == parse_dtypes(" float64 , float32") == \
+        ("float64", "float32")
+    assert parse_dtypes("float32") == ("float32",)
+
