@@ -63,8 +63,9 @@ def train(name: str | None, problem: str, dtype: str, compile: Any = True) -> po
 def test_compiled_training_matches_numpy(name: str, problem: str, dtype: str) -> None:
     if name == "jax" and dtype == "float64" and os.environ.get("JAX_ENABLE_X64") == "0":
         pytest.skip("float64 on JAX needs JAX_ENABLE_X64=1 (this run keeps JAX's defaults)")
-    if name == "torch" and dtype == "float32":
-        pytest.skip("torch.compile compiles for seconds per graph on the CPU: its float64 rows stand for both")
+    if name == "torch" and dtype == "float32" and problem != "seed":
+        pytest.skip("torch.compile compiles for seconds per graph on the CPU: float32 on the seed net, float64 on "
+                    "every problem (ci/matrix's torch+compile rows are float64 too: backends/torch.toml ci_dtypes)")
     ref = train(None, problem, dtype)
     got = train(name, problem, dtype)
     assert got.compile_stats["method"] == backends.get(name).compile["method"]
