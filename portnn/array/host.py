@@ -135,6 +135,11 @@ def concat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
+def concat_float64(parts: list[np.ndarray]) -> np.ndarray:
+    """Host arrays joined along their first axis, in float64 (each value exactly as ``float`` reads it)."""
+    return np.asarray(np.concatenate(parts, axis=0), dtype=np.float64)
+
+
 def shaped(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A host buffer viewed as ``shape``."""
     return np.reshape(values, shape)

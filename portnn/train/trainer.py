@@ -399,6 +399,20 @@ class Trainer:
         plan, names = self.plan, self.names
         if not count:
             return
+        if not self.host_steps and plan.full_batch and plan.steps is None and self.local:
+            # a row per epoch of n rows: the columns at once, in the float64 arithmetic of the loop below
+            values, n = host.concat_float64(rows), plan.n
+            loss = (0.0 + values[:, 0] * n) / n if self.per_sample else 0.0 + values[:, 0]
+            columns = {"loss": loss.tolist(), **{m: (values[:, 1 + j] / n).tolist() for j, m in enumerate(names)}}
+        else:
+            columns = self._columns(rows, e)
+        if self.validate is not None:  # one epoch at a time (validation reads the model of that epoch)
+            columns.update({f"val_{m}": [v] for m, v in self.validate(s).items()})
+        history.record_many(columns, s.history)
+
+    def _columns(self, rows: list[Any], e: int) -> dict[str, list[float]]:
+        """The history columns of the epochs from ``e`` in ``rows`` (see ``_record``), epoch by epoch."""
+        plan, names = self.plan, self.names
         if self.host_steps:
             epochs = rows
         else:
@@ -421,9 +435,7 @@ class Trainer:
                 summed = self.parallel.sum_counts(dict(zip(names, counts, strict=True)))
                 for m in names:
                     columns[m].append(summed[m] / n)
-        if self.validate is not None:  # one epoch at a time (validation reads the model of that epoch)
-            columns.update({f"val_{m}": [v] for m, v in self.validate(s).items()})
-        history.record_many(columns, s.history)
+        return columns
 
     def _report(self, s: TrainingState, history: History, called: list[Callback],
                 final: bool) -> tuple[TrainingState, bool]:
