@@ -130,14 +130,9 @@ def padded(numbers: list[float], size: int) -> np.ndarray:
     return out
 
 
-def concat(parts: list[np.ndarray]) -> np.ndarray:
-    """Host arrays joined along their first axis."""
-    return np.concatenate(parts, axis=0)
-
-
-def concat_float64(parts: list[np.ndarray]) -> np.ndarray:
-    """Host arrays joined along their first axis, in float64 (each value exactly as ``float`` reads it)."""
-    return np.asarray(np.concatenate(parts, axis=0), dtype=np.float64)
+def concat(parts: list[np.ndarray], dtype: str | None = None) -> np.ndarray:
+    """Host arrays joined along their first axis (in ``dtype``: 'float64' holds each value as ``float`` reads it)."""
+    return np.asarray(np.concatenate(parts, axis=0), dtype=dtype)
 
 
 def shaped(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -24,8 +24,8 @@ from .step import Step
 
 LOSS, UPDATE = 1, 2  # kinds of failure
 FAILED, KIND, EPOCH, BATCH = range(4)  # the integer record
-# full-batch epochs per compiled run call (rows of its ys buffer): memory does not grow with a run. 2048 rather
-# than 256: a host read and dispatch per call less often (compiled seed bench: 4.3x hand lax.fori_loop, 4.9-5.5x)
+# full-batch epochs per compiled run call (rows of its ys buffer): memory does not grow with a run, and a small net's
+# run pays its host read and dispatch once per 2048 epochs (``portnn bench --only compiled``: the compiled seed row)
 CAPACITY = 2048
 
 

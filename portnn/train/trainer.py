@@ -401,7 +401,7 @@ class Trainer:
             return
         if not self.host_steps and plan.full_batch and plan.steps is None and self.local:
             # a row per epoch of n rows: the columns at once, in the float64 arithmetic of the loop below
-            values, n = host.concat_float64(rows), plan.n
+            values, n = host.concat(rows, "float64"), plan.n
             loss = (0.0 + values[:, 0] * n) / n if self.per_sample else 0.0 + values[:, 0]
             columns = {"loss": loss.tolist(), **{m: (values[:, 1 + j] / n).tolist() for j, m in enumerate(names)}}
         else:
